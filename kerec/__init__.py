@@ -1,0 +1,4 @@
+"""kerec — a knowledge-enhanced LLM recommender."""
+from __future__ import annotations
+
+__version__ = "0.1.0"

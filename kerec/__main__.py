@@ -1,0 +1,5 @@
+import sys
+
+from kerec.cli import main
+
+sys.exit(main())

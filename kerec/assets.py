@@ -1,0 +1,21 @@
+"""Versioned asset folders shipped with kerec: ``kg_store/`` (Cypher) and ``prompts/`` (templates).
+
+They live at the repository's top level; ``kerec/_assets/<name>`` are symlinks to them, which a built
+wheel turns into real folders, so the same path works in a checkout and in an installed wheel.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kerec.data.errors import KerecError
+
+ASSET_DIRS = ("kg_store", "prompts")
+
+
+def asset_dir(name: str) -> Path:
+    if name not in ASSET_DIRS:
+        raise KerecError(f"unknown asset folder {name!r}; expected one of {', '.join(ASSET_DIRS)}")
+    path = Path(__file__).resolve().parent / "_assets" / name
+    if not path.is_dir():
+        raise KerecError(f"kerec's asset folder {path} is missing; reinstall kerec")
+    return path

@@ -1,0 +1,80 @@
+"""Export of the collaborative KG to the tensors a GNN takes (``edge_index``, ``edge_type``)."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kerec.kg.model import Label, NodeRef
+
+INTERACTED = "interacted"
+INVERSE_SUFFIX = "#inverse"
+
+
+@dataclass(frozen=True)
+class CKGTensors:
+    """The collaborative KG as a typed edge list over one node index space.
+
+    Node layout: items ``[0, num_items)``, other KG nodes (entities, attribute values)
+    ``[num_items, num_items + num_entities)``, users after them — items first, as in KGAT.
+
+    Shapes: ``edge_index``: (2, E), dtype long (source, target); ``edge_type``: (E,), dtype long,
+    indexing ``relations``. With inverses, relation ``r + R`` is the inverse of relation ``r``.
+    Edges are sorted by (type, source, target), so equal graphs give equal tensors.
+    """
+
+    edge_index: torch.Tensor
+    edge_type: torch.Tensor
+    relations: tuple[str, ...]
+    num_items: int
+    num_entities: int
+    num_users: int
+
+    @property
+    def num_nodes(self) -> int:
+        return self.num_items + self.num_entities + self.num_users
+
+    @property
+    def num_relations(self) -> int:
+        return len(self.relations)
+
+    def offset(self, label: Label) -> int:
+        return {"Item": 0, "Entity": self.num_items, "User": self.num_items + self.num_entities}[label]
+
+
+def build_tensors(node_index: Mapping[Label, Mapping[str, int]], facts: Iterable[tuple[NodeRef, str, NodeRef]],
+                  *, interactions: np.ndarray | None = None, add_inverse: bool = True) -> CKGTensors:
+    """Edge tensors from per-label node indices and ``(head, relation, tail)`` facts.
+
+    ``interactions``: shape (n, 2), dtype int — (user index, item index) pairs, normally the *training*
+    split only, so held-out interactions never reach the GNN; None leaves user–item edges out.
+    """
+    sizes = {label: len(node_index.get(label, {})) for label in ("Item", "Entity", "User")}
+    offsets = {"Item": 0, "Entity": sizes["Item"], "User": sizes["Item"] + sizes["Entity"]}
+    rows = [(offsets[h.label] + node_index[h.label][h.id], rel, offsets[t.label] + node_index[t.label][t.id])
+            for h, rel, t in facts]
+    relations = sorted({rel for _, rel, _ in rows})
+    src = [s for s, _, _ in rows]
+    dst = [d for _, _, d in rows]
+    rel_id = {r: i for i, r in enumerate(relations)}
+    types = [rel_id[r] for _, r, _ in rows]
+    if interactions is not None and len(interactions):
+        pairs = np.asarray(interactions, dtype=np.int64).reshape(-1, 2)
+        rel_id[INTERACTED] = len(relations)
+        relations.append(INTERACTED)
+        src += (offsets["User"] + pairs[:, 0]).tolist()
+        dst += pairs[:, 1].tolist()
+        types += [rel_id[INTERACTED]] * len(pairs)
+    s, d, t = (np.asarray(x, dtype=np.int64) for x in (src, dst, types))
+    if add_inverse:
+        n_rel = len(relations)
+        relations += [r + INVERSE_SUFFIX for r in relations]
+        s, d, t = np.concatenate([s, d]), np.concatenate([d, s]), np.concatenate([t, t + n_rel])
+    order = np.lexsort((d, s, t))
+    return CKGTensors(
+        edge_index=torch.from_numpy(np.stack([s[order], d[order]])),
+        edge_type=torch.from_numpy(t[order]),
+        relations=tuple(relations), num_items=sizes["Item"], num_entities=sizes["Entity"], num_users=sizes["User"],
+    )

@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kerec.data import (DataFormatError, Dataset, KerecError, Split, leave_one_out, load_split,
+                        random_split, save_split)
+from kerec.data.splits import split_counts
+
+ANCHOR = Path(__file__).resolve().parents[3] / "shared" / "anchors" / "ml100k-recbole-split"
+
+
+def _rows(a: np.ndarray) -> set[tuple[int, int]]:
+    return {(int(u), int(i)) for u, i in a}
+
+
+@pytest.mark.parametrize(("total", "expected"), [
+    (10, [8, 1, 1]), (5, [3, 1, 1]), (3, [1, 1, 1]), (2, [1, 0, 1]), (1, [1, 0, 0]), (20, [16, 2, 2]), (7, [5, 1, 1]),
+])
+def test_split_counts_match_recbole(total: int, expected: list[int]) -> None:
+    # Hand-computed from RecBole 1.2.1's _calcu_split_ids: int(r*n) per part, train takes the rest, then
+    # a part with 0 < r*n < 1 takes one from train while train keeps more than one.
+    assert split_counts(total, (0.8, 0.1, 0.1)) == expected
+
+
+def _check_partition(ds: Dataset, split: Split) -> None:
+    parts = [_rows(split.train), _rows(split.valid), _rows(split.test)]
+    assert sum(len(p) for p in parts) == len(ds.interactions)
+    assert parts[0] | parts[1] | parts[2] == _rows(ds.interactions.pairs())
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    train_users = {u for u, _ in parts[0]}
+    assert {u for u, _ in parts[1] | parts[2]} <= train_users
+
+
+def test_random_split_properties(ml100k: Dataset) -> None:
+    a, b = random_split(ml100k, seed=7), random_split(ml100k, seed=7)
+    c = random_split(ml100k, seed=8)
+    _check_partition(ml100k, a)
+    assert all(np.array_equal(a.part(p), b.part(p)) for p in ("train", "valid", "test"))
+    assert not np.array_equal(a.test, c.test)
+    assert a.sizes() == c.sizes()  # per-user counts do not depend on the seed
+    user0 = ml100k.interactions.user == 0
+    n0 = int(user0.sum())
+    assert [int((a.part(p)[:, 0] == 0).sum()) for p in ("train", "valid", "test")] == split_counts(n0, (0.8, 0.1, 0.1))
+
+
+def test_random_split_rejects_bad_ratios(tiny: Dataset) -> None:
+    with pytest.raises(KerecError, match="summing to 1"):
+        random_split(tiny, (0.8, 0.3, 0.1))
+
+
+def test_leave_one_out_known_answer(tiny: Dataset) -> None:
+    s = leave_one_out(tiny)
+    _check_partition(tiny, s)
+    u, i = tiny.users.index, tiny.items.index
+    # u1: i1@100 i2@200 i3@300 i4@400 → test i4, valid i3; u4 has one interaction → train only.
+    assert (u("u1"), i("i4")) in _rows(s.test) and (u("u1"), i("i3")) in _rows(s.valid)
+    assert (u("u4"), i("i6")) in _rows(s.train) and u("u4") not in set(s.test[:, 0].tolist())
+    # train: u1 2 + u2 1 + u3 2 + u4 1.
+    assert s.sizes() == {"train": 6, "valid": 3, "test": 3}
+
+
+def test_leave_one_out_needs_timestamps(tiny_kgat: Dataset) -> None:
+    with pytest.raises(KerecError, match="no timestamps"):
+        leave_one_out(tiny_kgat)
+
+
+def test_tsv_round_trip(tiny: Dataset, tmp_path: Path) -> None:
+    split = random_split(tiny, seed=3)
+    save_split(split, tiny, tmp_path)
+    assert (tmp_path / "train.tsv").read_text().splitlines()[0] == "user_id\titem_id"
+    back = load_split(tiny, tmp_path)
+    assert all(_rows(back.part(p)) == _rows(split.part(p)) for p in ("train", "valid", "test"))
+
+
+@pytest.mark.parametrize(("line", "what"), [
+    ("u9\ti1", "unknown user id 'u9'"),
+    ("u1\ti9", "unknown item id 'i9'"),
+    ("u4\ti1", "(u4, i1) is not an interaction"),
+    ("u1\ti1\textra", "expected 2 tab-separated columns"),
+])
+def test_load_split_rejects_bad_rows(tiny: Dataset, tmp_path: Path, line: str, what: str) -> None:
+    save_split(random_split(tiny, seed=3), tiny, tmp_path)
+    with (tmp_path / "valid.tsv").open("a") as fh:
+        fh.write(line + "\n")
+    with pytest.raises(DataFormatError) as info:
+        load_split(tiny, tmp_path)
+    assert "valid.tsv:" in str(info.value) and what in str(info.value)
+
+
+def test_load_split_rejects_overlap(tiny: Dataset, tmp_path: Path) -> None:
+    split = random_split(tiny, seed=3)
+    save_split(split, tiny, tmp_path)
+    u, i = split.train[0]
+    with (tmp_path / "test.tsv").open("a") as fh:
+        fh.write(f"{tiny.users.external(int(u))}\t{tiny.items.external(int(i))}\n")
+    with pytest.raises(DataFormatError, match="already in train.tsv"):
+        load_split(tiny, tmp_path)
+
+
+@pytest.mark.skipif(not ANCHOR.is_dir(), reason="shared/anchors is not beside this checkout")
+def test_recbole_anchor_split_imports(ml100k: Dataset) -> None:
+    split = load_split(ml100k.with_linked_items_only(), ANCHOR)
+    assert split.sizes() == {"train": 78_836, "valid": 9_359, "test": 9_359}
