@@ -149,7 +149,8 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
     with ExitStack() as stack:
         uri, auth, database = args.uri, _auth(args), args.database
         if uri == "local":
-            server = stack.enter_context(LocalBoltServer(Path(tempfile.mkdtemp(prefix="kerec-arcadedb-"))))
+            root = stack.enter_context(tempfile.TemporaryDirectory(prefix="kerec-arcadedb-"))
+            server = stack.enter_context(LocalBoltServer(Path(root)))
             uri, auth, database = server.uri, server.auth, "graph"
             print(f"started a local ArcadeDB Bolt server on {uri}")
         store = stack.enter_context(open_store(uri, auth=auth, database=database))

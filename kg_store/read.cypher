@@ -15,16 +15,17 @@ UNWIND $ids AS k MATCH (n:Item {id: k}) RETURN collect(k) AS found;
 UNWIND $ids AS k MATCH (n:Entity {id: k}) RETURN collect(k) AS found;
 
 // name: incident_Item
-UNWIND $ids AS k MATCH (n:Item {id: k})-[f:FACT]-() RETURN collect([k, f.fid, f.h, f.rel, f.t]) AS rows;
+UNWIND $ids AS k MATCH (n:Item {id: k})-[f:FACT]-() RETURN collect([k, f.row]) AS rows;
 
 // name: incident_Entity
-UNWIND $ids AS k MATCH (n:Entity {id: k})-[f:FACT]-() RETURN collect([k, f.fid, f.h, f.rel, f.t]) AS rows;
+UNWIND $ids AS k MATCH (n:Entity {id: k})-[f:FACT]-() RETURN collect([k, f.row]) AS rows;
 
 // name: incident_User
-UNWIND $ids AS k MATCH (n:User {id: k})-[f:FACT]-() RETURN collect([k, f.fid, f.h, f.rel, f.t]) AS rows;
+UNWIND $ids AS k MATCH (n:User {id: k})-[f:FACT]-() RETURN collect([k, f.row]) AS rows;
 
 // name: facts_by_id
-UNWIND $fids AS k MATCH ()-[f:FACT {fid: k}]->() RETURN collect([f.fid, f.h, f.rel, f.t]) AS rows;
+// `WHERE f.fid IN $fids` is the form ArcadeDB answers from the relationship index (UNWIND + match scans).
+MATCH ()-[f:FACT]->() WHERE f.fid IN $fids RETURN collect(f.row) AS rows;
 
 // name: history
 MATCH (u:User {id: $user})-[r:INTERACTED]->(i:Item)
@@ -61,4 +62,4 @@ MATCH (n:Item) RETURN collect([n.id, n.idx]) AS rows;
 MATCH (n:Entity) RETURN collect([n.id, n.idx]) AS rows;
 
 // name: all_facts
-MATCH ()-[f:FACT]->() RETURN collect([f.fid, f.h, f.rel, f.t]) AS rows;
+MATCH ()-[f:FACT]->() RETURN collect(f.row) AS rows;

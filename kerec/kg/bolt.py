@@ -128,13 +128,14 @@ class BoltStore(GraphStore):
         for n in nodes:
             by_label[n.label].append(n.id)
         for label, ids in by_label.items():
-            for k, fid, h, rel, t in self._collected(f"incident_{label}", ids=ids):
-                out[NodeRef(label, k)][fid] = Fact.from_keys(fid, h, rel, t)  # type: ignore[arg-type]
+            for k, row in self._collected(f"incident_{label}", ids=ids):
+                fact = Fact.from_row(row)
+                out[NodeRef(label, k)][fact.id] = fact  # type: ignore[index]
         return {n: [facts[f] for f in sorted(facts)] for n, facts in out.items()}
 
     def facts(self, fact_ids: Sequence[str]) -> dict[str, Fact]:
-        rows = self._collected("facts_by_id", fids=list(dict.fromkeys(fact_ids)))
-        return {fid: Fact.from_keys(fid, h, rel, t) for fid, h, rel, t in rows}
+        facts = (Fact.from_row(row) for row in self._collected("facts_by_id", fids=list(dict.fromkeys(fact_ids))))
+        return {f.id: f for f in facts}
 
     def _history_rows(self, user: str) -> list[HistoryItem]:
         return [HistoryItem(i, float(r), None if ts is None else float(ts))
@@ -155,4 +156,4 @@ class BoltStore(GraphStore):
         return {k: int(idx) for k, idx in self._collected(f"node_index_{label}")}
 
     def _all_facts(self) -> Iterable[Fact]:
-        return (Fact.from_keys(fid, h, rel, t) for fid, h, rel, t in self._collected("all_facts"))
+        return (Fact.from_row(row) for row in self._collected("all_facts"))

@@ -33,8 +33,8 @@ class MemoryStore(GraphStore):
         self._info = StoreInfo(ckg.name, ckg.fingerprint, complete=False)
 
     def _complete(self) -> None:
-        assert self._info is not None
-        self._info = StoreInfo(self._info.name, self._info.fingerprint, complete=True)
+        if self._info is not None:
+            self._info = StoreInfo(self._info.name, self._info.fingerprint, complete=True)
 
     def _write(self, kind: str, rows: Sequence[dict[str, object]]) -> None:
         if kind in _NODE_KINDS:
@@ -49,7 +49,7 @@ class MemoryStore(GraphStore):
             self._interactions += len(rows)
         elif kind.startswith("facts_"):
             for row in rows:
-                fact = Fact.from_keys(str(row["fid"]), str(row["h"]), str(row["rel"]), str(row["t"]))
+                fact = Fact.from_row(str(row["row"]))
                 if fact.id in self._facts:
                     continue
                 self._facts[fact.id] = fact

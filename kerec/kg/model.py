@@ -56,6 +56,15 @@ class Fact:
     def from_keys(cls, fid: str, head: str, relation: str, tail: str) -> Fact:
         return cls(fid, NodeRef.parse(head), relation, NodeRef.parse(tail))
 
+    def row(self) -> str:
+        """``"id<TAB>head key<TAB>relation<TAB>tail key"`` — the fact as one string (ids never hold tabs)."""
+        return f"{self.id}\t{self.head.key}\t{self.relation}\t{self.tail.key}"
+
+    @classmethod
+    def from_row(cls, row: str) -> Fact:
+        fid, head, relation, tail = row.split("\t")
+        return cls.from_keys(fid, head, relation, tail)
+
     def other(self, node: NodeRef) -> NodeRef:
         """The endpoint that is not ``node`` (``node`` itself for a self-loop)."""
         return self.tail if node == self.head else self.head

@@ -18,6 +18,7 @@ from kerec.kg.errors import GraphStoreUnavailable
 
 DATABASE = "graph"
 USER = "root"
+MIN_PASSWORD = 8  # ArcadeDB refuses to start with a shorter root password
 
 
 def free_port() -> int:
@@ -74,6 +75,8 @@ class LocalBoltServer:
     def start(self, timeout: float = 60.0) -> LocalBoltServer:
         if self._process is not None:
             return self
+        if len(self.password) < MIN_PASSWORD:
+            raise GraphStoreUnavailable(self.uri, f"ArcadeDB needs a root password of at least {MIN_PASSWORD} characters")
         self.root = Path(self.root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.bolt_port = self.bolt_port or free_port()

@@ -74,7 +74,7 @@ def load_plan(ckg: CollaborativeKG) -> list[tuple[str, list[dict[str, object]]]]
     by_pair: dict[str, list[dict[str, object]]] = defaultdict(list)
     for f in ckg.facts:
         by_pair[f"facts_{f.head.label}_{f.tail.label}"].append(
-            {"fid": f.id, "rel": f.relation, "head": f.head.id, "tail": f.tail.id, "h": f.head.key, "t": f.tail.key})
+            {"fid": f.id, "rel": f.relation, "head": f.head.id, "tail": f.tail.id, "row": f.row()})
     plan.extend(sorted(by_pair.items()))
     return plan
 
@@ -201,9 +201,9 @@ class GraphStore(ABC):
         return sorted(rows, key=lambda h: (h.timestamp is None, h.timestamp or 0.0, h.item))
 
     def names(self, nodes: Iterable[NodeRef]) -> dict[NodeRef, str | None]:
-        """Readable names: item titles, entity names (None where the KG has none), "user <id>"."""
+        """Readable names: item titles, entity names; None where the KG has none (users, most Freebase ids)."""
         nodes = list(dict.fromkeys(nodes))
-        out: dict[NodeRef, str | None] = {n: f"user {n.id}" for n in nodes if n.label == "User"}
+        out: dict[NodeRef, str | None] = {n: None for n in nodes if n.label == "User"}
         for label in ("Item", "Entity"):
             ids = [n.id for n in nodes if n.label == label]
             if ids:

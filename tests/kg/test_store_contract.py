@@ -156,7 +156,7 @@ def test_history_and_names(store: GraphStore) -> None:
     assert store.history("u3")[0].rating == 1.0 and store.history("u3")[0].timestamp == 10.0
     names = store.names([NodeRef(I, "i1"), NodeRef(E, "m.d1"), NodeRef(E, "class=Drama"), NodeRef("User", "u1")])
     assert names == {NodeRef(I, "i1"): "Alpha (1990)", NodeRef(E, "m.d1"): None,
-                     NodeRef(E, "class=Drama"): "Drama", NodeRef("User", "u1"): "user u1"}
+                     NodeRef(E, "class=Drama"): "Drama", NodeRef("User", "u1"): None}
 
 
 def test_tensors_known_shape(store: GraphStore, tiny: Dataset) -> None:

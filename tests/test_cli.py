@@ -1,0 +1,99 @@
+"""The ``kerec`` command: each subcommand on tiny data (and the embedded default where it is cheap)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kerec.cli import build_parser, main
+from kerec.data import load_dataset, load_split
+from kerec.kg import open_store
+
+from .conftest import TINY_ATOMIC, TINY_KGAT, BoltTarget
+
+
+def test_data_info_default_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "info"]) == 0
+    out = capsys.readouterr().out
+    for line in ("users                 943", "items                 1,682", "interactions          100,000",
+                 "kg_triples            91,631", "item_entity_links     1,598"):
+        assert line in out
+
+
+def test_data_info_kgat(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "info", "--data", str(TINY_KGAT)]) == 0
+    assert "split shipped with the data: {'train': 8, 'valid': 0, 'test': 3}" in capsys.readouterr().out
+
+
+def test_bad_path_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["data", "info", "--data", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kerec: error: ") and "no such dataset folder" in err and "Traceback" not in err
+
+
+def test_data_split_writes_loadable_tsv(tmp_path: Path) -> None:
+    assert main(["data", "split", "--data", str(TINY_ATOMIC), "--protocol", "loo", "--out", str(tmp_path)]) == 0
+    split = load_split(load_dataset(TINY_ATOMIC), tmp_path)
+    assert split.sizes() == {"train": 6, "valid": 3, "test": 3}
+
+
+def test_kg_show_and_stats_in_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "u1.svg"
+    assert main(["kg", "show", "--data", str(TINY_ATOMIC), "--user", "u2", "--out", str(out)]) == 0
+    assert out.read_text().lstrip().startswith("<?xml")
+    assert main(["kg", "stats", "--data", str(TINY_ATOMIC)]) == 0
+    assert "facts         30" in capsys.readouterr().out
+    assert main(["kg", "show", "--data", str(TINY_ATOMIC), "--user", "u9", "--out", str(out)]) == 2
+    assert "unknown user id 'u9'" in capsys.readouterr().err
+
+
+def test_quickstart_on_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["quickstart", "--data", str(TINY_ATOMIC), "--user", "u2", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "user-u2-subgraph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "[3/3] user u2" in capsys.readouterr().out
+
+
+@pytest.mark.bolt
+def test_kg_load_into_bolt(bolt: BoltTarget, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bolt.auth is not None
+    auth = ["--db-user", bolt.auth[0], "--db-password", bolt.auth[1], "--database", str(bolt.database)]
+    args = ["kg", "load", "--uri", bolt.uri, *auth, "--data", str(TINY_ATOMIC), "--replace"]
+    assert main(args) == 0
+    assert main(args) == 0  # the second load finds the same dataset and changes nothing
+    out = capsys.readouterr().out
+    assert "already loaded tiny" in out and "facts         30" in out
+    with open_store(bolt.uri, auth=bolt.auth, database=bolt.database) as store:
+        assert store.stats().facts == 30
+
+
+def test_every_command_has_help() -> None:
+    parser = build_parser()
+    for argv in (["--help"], ["quickstart", "--help"], ["data", "info", "--help"], ["data", "split", "--help"],
+                 ["kg", "serve", "--help"], ["kg", "load", "--help"], ["kg", "stats", "--help"], ["kg", "show", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(argv)
+        assert info.value.code == 0
+
+
+@pytest.mark.bolt
+def test_kg_serve_runs_until_interrupted(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "kerec", "kg", "serve", "--dir", str(tmp_path), "--port", "0", "--password", "test-password"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("ArcadeDB Bolt server on bolt://127.0.0.1:"), first
+        uri = first.split()[4]
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert "press Ctrl-C to stop" in lines[-1]
+        with open_store(uri, auth=("root", "test-password"), database="graph") as store:
+            assert store.info() is None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
