@@ -15,13 +15,13 @@ UNWIND $ids AS k MATCH (n:Item {id: k}) RETURN collect(k) AS found;
 UNWIND $ids AS k MATCH (n:Entity {id: k}) RETURN collect(k) AS found;
 
 // name: incident_Item
-UNWIND $ids AS k MATCH (n:Item {id: k})-[f:FACT]-() RETURN collect([k, f.row]) AS rows;
+UNWIND $ids AS k MATCH (n:Item {id: k})-[f:FACT]-() RETURN k, collect(f.row) AS rows;
 
 // name: incident_Entity
-UNWIND $ids AS k MATCH (n:Entity {id: k})-[f:FACT]-() RETURN collect([k, f.row]) AS rows;
+UNWIND $ids AS k MATCH (n:Entity {id: k})-[f:FACT]-() RETURN k, collect(f.row) AS rows;
 
 // name: incident_User
-UNWIND $ids AS k MATCH (n:User {id: k})-[f:FACT]-() RETURN collect([k, f.row]) AS rows;
+UNWIND $ids AS k MATCH (n:User {id: k})-[f:FACT]-() RETURN k, collect(f.row) AS rows;
 
 // name: facts_by_id
 // `WHERE f.fid IN $fids` is the form ArcadeDB answers from the relationship index (UNWIND + match scans).

@@ -97,3 +97,20 @@ def test_kg_serve_runs_until_interrupted(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.bolt
+def test_malformed_data_leaves_the_store_untouched(bolt: BoltTarget, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert bolt.auth is not None
+    auth = ["--db-user", bolt.auth[0], "--db-password", bolt.auth[1], "--database", str(bolt.database)]
+    assert main(["kg", "load", "--uri", bolt.uri, *auth, "--data", str(TINY_ATOMIC), "--replace"]) == 0
+    for f in TINY_ATOMIC.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    with (tmp_path / "tiny.inter").open("a") as fh:
+        fh.write("u1\ti2\tnot-a-number\t5\n")
+    assert main(["kg", "load", "--uri", bolt.uri, *auth, "--data", str(tmp_path), "--replace"]) == 2
+    assert "tiny.inter:14: field 'rating' (float) expects a number" in capsys.readouterr().err
+    with open_store(bolt.uri, auth=bolt.auth, database=bolt.database) as store:
+        info, stats = store.info(), store.stats()
+    assert info is not None and info.complete and (stats.facts, stats.interactions) == (30, 12)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
 Label = Literal["User", "Item", "Entity"]
@@ -10,10 +10,7 @@ LABELS: tuple[Label, ...] = ("User", "Item", "Entity")
 
 
 class NodeRef(NamedTuple):
-    """A node of the collaborative KG by label and external id (an item is merged with its KG entity).
-
-    A named tuple, not a dataclass: path search compares and hashes millions of these.
-    """
+    """A node of the collaborative KG by label and external id (an item is merged with its KG entity)."""
 
     label: Label
     id: str
@@ -33,14 +30,17 @@ class NodeRef(NamedTuple):
         return self.key
 
 
+# Hub nodes recur in thousands of facts: share one NodeRef per key instead of a copy per fact.
+_node = lru_cache(maxsize=1 << 17)(NodeRef.parse)
+
+
 def fact_id(head: NodeRef, relation: str, tail: NodeRef) -> str:
     """A stable id from the fact's content, the same in every store and every load order."""
     digest = hashlib.blake2b(f"{head.key}|{relation}|{tail.key}".encode(), digest_size=8).hexdigest()
     return f"f{digest}"
 
 
-@dataclass(frozen=True, order=True)
-class Fact:
+class Fact(NamedTuple):
     """One directed KG fact ``head —relation→ tail`` with its stable id."""
 
     id: str
@@ -54,7 +54,7 @@ class Fact:
 
     @classmethod
     def from_keys(cls, fid: str, head: str, relation: str, tail: str) -> Fact:
-        return cls(fid, NodeRef.parse(head), relation, NodeRef.parse(tail))
+        return cls(fid, _node(head), relation, _node(tail))
 
     def row(self) -> str:
         """``"id<TAB>head key<TAB>relation<TAB>tail key"`` — the fact as one string (ids never hold tabs)."""
@@ -70,11 +70,12 @@ class Fact:
         return self.tail if node == self.head else self.head
 
 
-@dataclass(frozen=True, order=True)
-class Path:
+class Path(NamedTuple):
     """A walk from a history item to a candidate item over facts (each fact's own direction kept).
 
     ``nodes`` has ``len(facts) + 1`` entries: source item, intermediate nodes, target item.
+    Facts, paths and node references are named tuples: path search makes thousands per query, and
+    tuples are several times cheaper to build, hash and compare than frozen dataclasses.
     """
 
     source: str

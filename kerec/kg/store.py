@@ -258,7 +258,8 @@ class GraphStore(ABC):
                     for c, f3 in into_cand.get(y, ()):
                         if c not in (h, x) and f3.id not in (f1.id, f2.id):
                             found.append(Path(h.id, c.id, (f1, f2, f3), (h, x, y, c)))
-        return sorted(found, key=lambda p: (p.source, p.target, p.hops, p.id))
+        # Facts are tuples led by their unique id, so comparing them orders by fact ids.
+        return sorted(found, key=lambda p: (p.source, p.target, len(p.facts), p.facts))
 
     def to_tensors(self, *, interactions: np.ndarray | None = None, add_inverse: bool = True) -> CKGTensors:
         """The stored KG facts as GNN tensors; user–item edges come from ``interactions`` (training

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from kerec.kg.model import Label, NodeRef
+
+if TYPE_CHECKING:
+    import torch
 
 INTERACTED = "interacted"
 INVERSE_SUFFIX = "#inverse"
@@ -72,6 +75,8 @@ def build_tensors(node_index: Mapping[Label, Mapping[str, int]], facts: Iterable
         n_rel = len(relations)
         relations += [r + INVERSE_SUFFIX for r in relations]
         s, d, t = np.concatenate([s, d]), np.concatenate([d, s]), np.concatenate([t, t + n_rel])
+    import torch  # here, not at module level: the graph store itself needs no torch
+
     order = np.lexsort((d, s, t))
     return CKGTensors(
         edge_index=torch.from_numpy(np.stack([s[order], d[order]])),
