@@ -4,17 +4,26 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from kerec import __version__
+import torch
+
 from kerec.data import FORMATS, Dataset, KerecError, leave_one_out, load_dataset, random_split, save_split
 from kerec.kg import GraphStore, build_ckg, open_store
 from kerec.kg.bolt import ENV_PASSWORD, ENV_USER
+from kerec.gnn.checkpoint import Checkpoint
+from kerec.gnn.models import MODELS
+from kerec.gnn.train import TrainConfig
+from kerec.retriever import (RetrieverSpec, evaluate_embeddings, item_text_vectors, load_config, load_retriever,
+                             popularity, prepare, prepare_from_checkpoint, train_retriever, make_checkpoint)
 
 DEFAULT_SERVE_DIR = Path(os.environ.get("KEREC_HOME", Path.home() / ".cache" / "kerec")) / "arcadedb"
 
@@ -83,9 +92,15 @@ def cmd_data_split(args: argparse.Namespace) -> None:
 
 
 # ---- kerec kg ... --------------------------------------------------------------------------------------
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_kg_serve(args: argparse.Namespace) -> None:
     from kerec.kg.server import LocalBoltServer
 
+    # SIGTERM (kill, service managers) must stop the Java server too, not orphan it: treat it as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     password = args.password or os.environ.get(ENV_PASSWORD) or None
     server = LocalBoltServer(Path(args.dir), bolt_port=args.port, **({"password": password} if password else {}))
     with server:
@@ -134,6 +149,64 @@ def cmd_kg_show(args: argparse.Namespace) -> None:
     with _store_with(args, _dataset(args)) as store:
         sub = user_subgraph(store, args.user, args.items or None, max_hops=args.max_hops)
         print(f"wrote {render(sub, args.out)}")
+
+
+# ---- kerec train / eval retriever ----------------------------------------------------------------------
+def _add_split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default="random",
+                   help="'random' (per-user 8:1:1, RecBole's protocol), 'loo' (leave-one-out by time), or a folder "
+                        "with train.tsv/valid.tsv/test.tsv (default: random)")
+    p.add_argument("--seed", type=int, default=2020, help="split and training seed (default: 2020)")
+    p.add_argument("--all-items", action="store_true",
+                   help="keep items without a KG link (default: only KG-linked items, as RecBole's KG models)")
+
+
+def _retriever_spec(args: argparse.Namespace) -> tuple[RetrieverSpec, TrainConfig]:
+    spec, config = load_config(args.config) if args.config else (RetrieverSpec(), TrainConfig())
+    overrides = {"model": args.model, "embedding_dim": args.dim, "num_layers": args.layers, "kg_layers": args.kg_layers}
+    spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+    if args.no_kg:
+        spec = replace(spec, use_kg=False)
+    if args.no_text:
+        spec = replace(spec, use_text=False)
+    train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "reg": args.reg,
+                       "negatives": args.negatives, "lambda_k": args.lambda_k, "patience": args.patience, "seed": args.seed}
+    config = replace(config, **{k: v for k, v in train_overrides.items() if v is not None})
+    return spec, config
+
+
+def cmd_train_retriever(args: argparse.Namespace) -> None:
+    spec, config = _retriever_spec(args)
+    prepared = prepare(args.data, format=args.format, split=args.split, seed=args.seed, linked_only=not args.all_items)
+    print(f"dataset {prepared.dataset.name}: split {prepared.split.protocol} {prepared.split.sizes()}")
+    out = Path(args.out)
+    if spec.model == "pop":
+        print(popularity(prepared, "valid").table())
+        return
+    text = item_text_vectors(prepared.dataset) if spec.use_text and spec.model == "kerec" else None
+    model, graph, state = train_retriever(prepared, spec, config, item_text=text, log_dir=str(out / "tensorboard"))
+    ckpt = make_checkpoint(model, graph, prepared, spec, config, state).save(out / "retriever.pt")
+    best = state.history[state.best_epoch - 1]
+    print(f"best validation epoch {state.best_epoch} of {len(state.history)} "
+          f"({ckpt.stat().st_size / 1e6:.1f} MB checkpoint: {ckpt}; TensorBoard logs: {out / 'tensorboard'})")
+    print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in best.valid.items() if k.split("@")[0] in ("recall", "ndcg")))
+
+
+def cmd_eval_retriever(args: argparse.Namespace) -> None:
+    if args.checkpoint is None:
+        if args.model != "pop":
+            raise KerecError("give --checkpoint (from `kerec train retriever`), or --model pop for the popularity baseline")
+        prepared = prepare(args.data, format=args.format, split=args.split, seed=args.seed, linked_only=not args.all_items)
+        result = popularity(prepared, args.part)
+    else:
+        ckpt = Checkpoint.load(args.checkpoint)
+        prepared = prepare_from_checkpoint(ckpt, args.data, format=args.format)
+        model, graph = load_retriever(ckpt, prepared)
+        with torch.no_grad():
+            result = evaluate_embeddings(model(graph), prepared, args.part)
+    print(f"{args.part} split, full ranking over {int(prepared.allowed_items.sum()):,} items, "
+          f"{result.num_users} users ({result.skipped_users} without {args.part} items skipped)")
+    print(result.table())
 
 
 # ---- kerec quickstart ------------------------------------------------------------------------------
@@ -223,6 +296,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_store_args(p)
     p.set_defaults(func=cmd_kg_show)
+
+    trainp = top.add_parser("train", help="train a stage").add_subparsers(dest="sub", required=True, metavar="SUB")
+    p = trainp.add_parser("retriever", help="train the GNN retriever (or a baseline) with early stopping on validation",
+                          description="Train a retriever: L = L_R (BPR) + λ_K·L_K (TransE), selection on valid NDCG@10.")
+    _add_data_args(p)
+    _add_split_args(p)
+    p.add_argument("--model", choices=MODELS + ("pop",), default=None, help="retriever (default: kerec)")
+    p.add_argument("--config", default=None, help="YAML with 'model:' and 'train:' sections; flags override it")
+    p.add_argument("--dim", type=int, default=None, help="embedding size (default 64)")
+    p.add_argument("--layers", type=int, default=None, help="user–item propagation layers (default 2)")
+    p.add_argument("--kg-layers", type=int, default=None, help="KG aggregation layers (default 1)")
+    p.add_argument("--no-kg", action="store_true", help="ablation: no KG edges and no L_K")
+    p.add_argument("--no-text", action="store_true", help="ablation: no item text features")
+    for flag, kind, what in (("--epochs", int, "at most this many epochs (default 300)"),
+                             ("--batch-size", int, "interactions per step (default 4096)"),
+                             ("--lr", float, "Adam learning rate (default 1e-3)"),
+                             ("--reg", float, "L2 weight on layer-0 embeddings (default 1e-4)"),
+                             ("--negatives", int, "negatives per positive (default 1)"),
+                             ("--lambda-k", float, "weight of the KG loss L_K (default 0.1; 0 = ablation without L_K)"),
+                             ("--patience", int, "validation checks without improvement before stopping (default 10)")):
+        p.add_argument(flag, type=kind, default=None, help=what)
+    p.add_argument("--out", default="runs/retriever", help="folder for retriever.pt and TensorBoard logs")
+    p.set_defaults(func=cmd_train_retriever)
+
+    evalp = top.add_parser("eval", help="evaluate a stage").add_subparsers(dest="sub", required=True, metavar="SUB")
+    p = evalp.add_parser("retriever", help="full-ranking Recall/NDCG/Hit/MRR@10,20 of a trained retriever",
+                         description="Evaluate a retriever checkpoint on its own split (test touched once).")
+    _add_data_args(p)
+    _add_split_args(p)
+    p.add_argument("--checkpoint", default=None, help="retriever.pt from `kerec train retriever`")
+    p.add_argument("--model", choices=("pop",), default=None, help="evaluate the popularity baseline instead")
+    p.add_argument("--part", choices=("valid", "test"), default="test")
+    p.set_defaults(func=cmd_eval_retriever)
     return parser
 
 
@@ -237,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     return 0
 
 

@@ -114,3 +114,23 @@ def test_malformed_data_leaves_the_store_untouched(bolt: BoltTarget, tmp_path: P
     with open_store(bolt.uri, auth=bolt.auth, database=bolt.database) as store:
         info, stats = store.info(), store.stats()
     assert info is not None and info.complete and (stats.facts, stats.interactions) == (30, 12)
+
+
+@pytest.mark.bolt
+def test_kg_serve_stops_its_server_on_sigterm(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "kerec", "kg", "serve", "--dir", str(tmp_path), "--port", "0", "--password", "test-password"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        uri = proc.stdout.readline().split()[4]
+        for _ in range(2):
+            proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        port = int(uri.rsplit(":", 1)[1])
+        import socket
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the Java server outlived kerec kg serve"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -1,0 +1,106 @@
+"""What a retriever trains on: the user–item graph of the training split and the KG around the items.
+
+Built from :class:`~kerec.kg.tensors.CKGTensors` (the graph store's export) plus the training pairs, so
+held-out interactions never enter message passing.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kerec.kg.tensors import INVERSE_SUFFIX, CKGTensors
+
+
+@dataclass(frozen=True)
+class TrainingGraph:
+    """Tensors a retriever's ``forward`` receives.
+
+    Node spaces: users ``[0, num_users)``; KG nodes ``[0, num_items + num_entities)`` with items first
+    (so item ``i`` is KG node ``i``).
+
+    Shapes:
+        ``train_pairs``: (n, 2) long — (user, item) training interactions.
+        ``ui_adj``: sparse (U + I, U + I) float — symmetric-normalised user–item adjacency
+        D^-1/2 A D^-1/2 with users first, items after (LightGCN's propagation matrix).
+        ``ui_edge_index``: (2, 2n) long — the same graph as an edge list (both directions), for PyG.
+        ``kg_edge_index``: (2, E) long over KG nodes, both directions; ``kg_edge_type``: (E,) long.
+        ``kg_triples``: (T, 3) long — forward facts (head, relation, tail) for the KG loss.
+        ``item_text``: (I, D_text) float or None — text vectors of the items.
+    """
+
+    num_users: int
+    num_items: int
+    num_entities: int
+    num_relations: int
+    train_pairs: torch.Tensor
+    ui_adj: torch.Tensor
+    ui_edge_index: torch.Tensor
+    kg_edge_index: torch.Tensor
+    kg_edge_type: torch.Tensor
+    kg_triples: torch.Tensor
+    item_text: torch.Tensor | None = None
+
+    @property
+    def num_kg_nodes(self) -> int:
+        return self.num_items + self.num_entities
+
+    def to(self, device: torch.device | str) -> TrainingGraph:
+        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        return TrainingGraph(**moved)
+
+
+def normalized_adjacency(pairs: np.ndarray, num_users: int, num_items: int) -> torch.Tensor:
+    """shape: (U + I, U + I), sparse CSR — D^-1/2 A D^-1/2 of the bipartite graph of ``pairs``."""
+    pairs = np.unique(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=0)
+    rows = np.concatenate([pairs[:, 0], num_users + pairs[:, 1]])
+    cols = np.concatenate([num_users + pairs[:, 1], pairs[:, 0]])
+    n = num_users + num_items
+    degree = np.bincount(rows, minlength=n).astype(np.float64)
+    inv_sqrt = np.zeros(n)
+    inv_sqrt[degree > 0] = degree[degree > 0] ** -0.5
+    values = inv_sqrt[rows] * inv_sqrt[cols]
+    with warnings.catch_warnings():  # torch flags CSR as "beta" and sparse checks as off; both are fine here
+        warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.from_numpy(values).float(), (n, n))
+        return coo.coalesce().to_sparse_csr()
+
+
+def build_training_graph(tensors: CKGTensors, train_pairs: np.ndarray, *,
+                         item_text: np.ndarray | None = None, use_kg: bool = True) -> TrainingGraph:
+    """The training graph from a KG export (with inverse relations) and the training pairs.
+
+    ``use_kg=False`` keeps the node spaces but drops every KG edge and triple (the "without KG" ablation).
+    User-side facts (user attributes, social links) are not used by the retrievers yet.
+    """
+    if tensors.num_relations % 2 or not all(r.endswith(INVERSE_SUFFIX) for r in tensors.relations[tensors.num_relations // 2:]):
+        raise ValueError("build_training_graph needs a KG export with inverse relations (to_tensors(add_inverse=True))")
+    kg_nodes = tensors.num_items + tensors.num_entities
+    ei, et = tensors.edge_index, tensors.edge_type
+    keep = (ei[0] < kg_nodes) & (ei[1] < kg_nodes)
+    if not use_kg:
+        keep &= False
+    kg_edge_index, kg_edge_type = ei[:, keep], et[keep]
+    forward = kg_edge_type < tensors.num_relations // 2
+    triples = torch.stack([kg_edge_index[0, forward], kg_edge_type[forward], kg_edge_index[1, forward]], dim=1)
+    pairs = np.asarray(train_pairs, dtype=np.int64).reshape(-1, 2)
+    text = None if item_text is None else torch.as_tensor(item_text, dtype=torch.float32)
+    if text is not None and text.shape[0] != tensors.num_items:
+        raise ValueError(f"item_text has {text.shape[0]} rows for {tensors.num_items} items")
+    return TrainingGraph(
+        num_users=tensors.num_users, num_items=tensors.num_items, num_entities=tensors.num_entities,
+        num_relations=tensors.num_relations, train_pairs=torch.from_numpy(pairs),
+        ui_adj=normalized_adjacency(pairs, tensors.num_users, tensors.num_items),
+        ui_edge_index=_bipartite_edges(pairs, tensors.num_users),
+        kg_edge_index=kg_edge_index.contiguous(), kg_edge_type=kg_edge_type.contiguous(),
+        kg_triples=triples.contiguous(), item_text=text,
+    )
+
+
+def _bipartite_edges(pairs: np.ndarray, num_users: int) -> torch.Tensor:
+    pairs = np.unique(pairs, axis=0)
+    src = np.concatenate([pairs[:, 0], num_users + pairs[:, 1]])
+    dst = np.concatenate([num_users + pairs[:, 1], pairs[:, 0]])
+    return torch.from_numpy(np.stack([src, dst]))

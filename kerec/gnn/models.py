@@ -1,0 +1,189 @@
+"""Retrievers: plain ``nn.Module``s with keyword-only sizes; the graph arrives in ``forward``.
+
+Every retriever maps a :class:`~kerec.gnn.graph.TrainingGraph` to final user and item embeddings,
+scored by dot product. Registered names (see :data:`MODELS`): ``bpr`` (BPR-MF), ``lightgcn`` (PyG's
+LightGCN), ``kerec`` (the knowledge-enhanced retriever below).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kerec.gnn.graph import TrainingGraph
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """``users``: (U, d); ``items``: (I, d). Scores are ``users @ items.T``."""
+
+    users: Tensor
+    items: Tensor
+
+    def scores(self, users: Tensor) -> Tensor:
+        """shape: (B, I) — every item's score for each user in ``users`` (B,)."""
+        return self.users[users] @ self.items.T
+
+
+class Retriever(nn.Module):
+    """Base class: ``forward(graph) -> Embeddings``; ``ego(users, items)`` gives the layer-0
+    embeddings that L2 regularisation applies to; ``kg_loss`` is 0 for models without a KG."""
+
+    def forward(self, graph: TrainingGraph) -> Embeddings:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def kg_loss(self, graph: TrainingGraph, triples: Tensor, corrupt_tails: Tensor) -> Tensor:
+        return torch.zeros((), device=triples.device)
+
+
+class BPRMF(Retriever):
+    """Matrix factorisation trained with BPR (Rendle et al., 2009): ``score(u, i) = p_u · q_i``."""
+
+    def __init__(self, *, num_users: int, num_items: int, embedding_dim: int = 64) -> None:
+        super().__init__()
+        self.user = nn.Embedding(num_users, embedding_dim)
+        self.item = nn.Embedding(num_items, embedding_dim)
+        nn.init.xavier_normal_(self.user.weight)
+        nn.init.xavier_normal_(self.item.weight)
+
+    def forward(self, graph: TrainingGraph) -> Embeddings:
+        return Embeddings(self.user.weight, self.item.weight)
+
+    def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        return self.user(users), self.item(items)
+
+
+class LightGCN(Retriever):
+    """LightGCN (He et al., SIGIR 2020) as PyG implements it, on the user–item graph (users first)."""
+
+    def __init__(self, *, num_users: int, num_items: int, embedding_dim: int = 64, num_layers: int = 2) -> None:
+        super().__init__()
+        from torch_geometric.nn.models import LightGCN as PygLightGCN
+
+        self.num_users = num_users
+        self.net = PygLightGCN(num_nodes=num_users + num_items, embedding_dim=embedding_dim, num_layers=num_layers)
+
+    def forward(self, graph: TrainingGraph) -> Embeddings:
+        x = self.net.get_embedding(graph.ui_edge_index)
+        return Embeddings(x[: self.num_users], x[self.num_users:])
+
+    def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        w = self.net.embedding.weight
+        return w[users], w[self.num_users + items]
+
+
+class KnowledgeRetriever(Retriever):
+    r"""kerec's retriever: relation-aware KG aggregation feeding a LightGCN over the user–item graph.
+
+    1. Item input ``x_i = q_i + W t_i`` (``t_i`` the item's text vector, when given).
+    2. KG layers over items and entities (KGIN-style relational messages, mean-aggregated):
+       :math:`k^{(l+1)}_v = \mathrm{mean}_{(v, r, w)}\, k^{(l)}_w \odot e_r`, and
+       :math:`k_v = \frac{1}{L_K+1}\sum_l k^{(l)}_v` (``k^{(0)}`` = item inputs and entity embeddings).
+    3. LightGCN propagation of ``[p_u ; k_i]`` over the normalised user–item graph, layer mean.
+
+    L_K (TransE, Bordes et al. 2013) on ``k^{(0)}``: :math:`\|k_h + e_r - k_t\|^2` pushed below the
+    distance of a corrupted tail, as a BPR-style softplus. Relation vectors are shared by both parts.
+
+    Shapes: ``forward`` returns users (U, d), items (I, d).
+    """
+
+    def __init__(self, *, num_users: int, num_items: int, num_entities: int, num_relations: int,
+                 embedding_dim: int = 64, num_layers: int = 2, kg_layers: int = 1,
+                 text_dim: int | None = None) -> None:
+        super().__init__()
+        self.num_users, self.num_items, self.kg_layers, self.num_layers = num_users, num_items, kg_layers, num_layers
+        self.user = nn.Embedding(num_users, embedding_dim)
+        self.item = nn.Embedding(num_items, embedding_dim)
+        self.entity = nn.Embedding(max(num_entities, 1), embedding_dim)
+        self.relation = nn.Embedding(max(num_relations, 1), embedding_dim)
+        self.text = nn.Linear(text_dim, embedding_dim, bias=False) if text_dim else None
+        for emb in (self.user, self.item, self.entity, self.relation):
+            nn.init.xavier_normal_(emb.weight)
+
+    def item_inputs(self, graph: TrainingGraph) -> Tensor:
+        x = self.item.weight
+        if self.text is not None:
+            if graph.item_text is None:
+                raise ValueError("this model was built with text_dim but the graph carries no item_text")
+            x = x + self.text(graph.item_text)
+        return x
+
+    def kg_nodes(self, graph: TrainingGraph) -> Tensor:
+        """shape: (I + N, d) — layer-0 KG node representations (items first)."""
+        return torch.cat([self.item_inputs(graph), self.entity.weight[: graph.num_entities]])
+
+    def knowledge(self, graph: TrainingGraph) -> Tensor:
+        """shape: (I + N, d) — KG node representations after the relational aggregation layers."""
+        h = self.kg_nodes(graph)
+        if graph.kg_edge_index.numel() == 0 or self.kg_layers == 0:
+            return h
+        src, dst = graph.kg_edge_index
+        degree = torch.zeros(h.shape[0], device=h.device).index_add_(0, dst, torch.ones_like(dst, dtype=h.dtype))
+        inv_degree = degree.clamp(min=1).reciprocal().unsqueeze(1)
+        rel = self.relation(graph.kg_edge_type)
+        total = h
+        for _ in range(self.kg_layers):
+            h = torch.zeros_like(h).index_add_(0, dst, h[src] * rel) * inv_degree
+            total = total + h
+        return total / (self.kg_layers + 1)
+
+    def forward(self, graph: TrainingGraph) -> Embeddings:
+        items = self.knowledge(graph)[: self.num_items]
+        x = torch.cat([self.user.weight, items])
+        total = x
+        for _ in range(self.num_layers):
+            x = graph.ui_adj @ x
+            total = total + x
+        total = total / (self.num_layers + 1)
+        return Embeddings(total[: self.num_users], total[self.num_users:])
+
+    def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        return self.user(users), self.item(items)
+
+    def kg_loss(self, graph: TrainingGraph, triples: Tensor, corrupt_tails: Tensor) -> Tensor:
+        k = self.kg_nodes(graph)
+        h, r, t = k[triples[:, 0]], self.relation(triples[:, 1]), k[triples[:, 2]]
+        neg = k[corrupt_tails]
+        pos_d = (h + r - t).pow(2).sum(-1)
+        neg_d = (h + r - neg).pow(2).sum(-1)
+        return F.softplus(pos_d - neg_d).mean()
+
+    def fact_scores(self, graph: TrainingGraph, user_vectors: Tensor, facts: Tensor) -> Tensor:
+        r"""How much each KG fact speaks to each user: the affinity of the user's final vector with the
+        two relational messages the fact carries, :math:`u\cdot(k_t \odot e_r) + u\cdot(k_h \odot e_{r^{-1}})`.
+
+        Shapes: ``user_vectors`` (B, d); ``facts`` (F, 3) long (head, relation, tail) over KG nodes with
+        forward relation ids; returns (B, F).
+        """
+        k = self.knowledge(graph)
+        half = graph.num_relations // 2
+        to_head = k[facts[:, 2]] * self.relation(facts[:, 1])
+        to_tail = k[facts[:, 0]] * self.relation(facts[:, 1] + half)
+        return user_vectors @ (to_head + to_tail).T
+
+
+MODELS = ("bpr", "lightgcn", "kerec")
+
+
+def build_model(name: str, graph: TrainingGraph, *, embedding_dim: int = 64, num_layers: int = 2,
+                kg_layers: int = 1, use_text: bool = True) -> Retriever:
+    """The retriever called ``name`` sized for ``graph``; unknown names list the valid ones."""
+    if name == "bpr":
+        return BPRMF(num_users=graph.num_users, num_items=graph.num_items, embedding_dim=embedding_dim)
+    if name == "lightgcn":
+        return LightGCN(num_users=graph.num_users, num_items=graph.num_items, embedding_dim=embedding_dim,
+                        num_layers=num_layers)
+    if name == "kerec":
+        text_dim = graph.item_text.shape[1] if use_text and graph.item_text is not None else None
+        return KnowledgeRetriever(num_users=graph.num_users, num_items=graph.num_items,
+                                  num_entities=graph.num_entities, num_relations=graph.num_relations,
+                                  embedding_dim=embedding_dim, num_layers=num_layers, kg_layers=kg_layers,
+                                  text_dim=text_dim)
+    from kerec.data import KerecError
+
+    raise KerecError(f"unknown retriever {name!r}; choose one of {', '.join(MODELS)} (or 'pop' to evaluate popularity)")

@@ -1,0 +1,197 @@
+"""Training loop for retrievers: BPR (L_R) + λ_K · KG loss (L_K) in one optimiser, validation-based
+early stopping and model selection. Trainer, evaluator and trackers are separate; early stopping,
+best-model keeping and logging are callbacks.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from kerec.data import KerecError
+from kerec.gnn.graph import TrainingGraph
+from kerec.gnn.models import Embeddings, Retriever
+from kerec.gnn.sampling import NegativeSampler
+
+
+class TrainingError(KerecError):
+    """Training cannot go on (a NaN loss, say); the message names the epoch and step."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 300
+    batch_size: int = 4096
+    lr: float = 1e-3
+    reg: float = 1e-4  # L2 on the layer-0 embeddings of each batch, divided by the batch size
+    negatives: int = 1
+    lambda_k: float = 0.1
+    kg_batch_size: int = 4096
+    patience: int = 10
+    eval_every: int = 1
+    select_metric: str = "ndcg@10"
+    seed: int = 2020
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "negatives", "kg_batch_size", "patience", "eval_every"):
+            if getattr(self, name) < 1:
+                raise KerecError(f"train config: {name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.reg < 0 or self.lambda_k < 0:
+            raise KerecError("train config: lr must be > 0; reg and lambda_k must be >= 0")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise KerecError(f"unknown train config key(s) {unknown}; valid keys: {sorted(known)}")
+        return cls(**data)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    loss_r: float
+    loss_k: float
+    seconds: float
+    valid: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainState:
+    """What callbacks see and may change (``stop``)."""
+
+    model: Retriever
+    config: TrainConfig
+    history: list[EpochLog] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    stop: bool = False
+
+
+Callback = Callable[[TrainState, EpochLog], None]
+Validator = Callable[[Embeddings], dict[str, float]]
+
+
+class EarlyStopping:
+    """Keeps the best model by the selection metric on validation; stops after ``patience`` evaluations
+    without improvement."""
+
+    def __init__(self, metric: str, patience: int) -> None:
+        self.metric, self.patience, self.bad = metric, patience, 0
+
+    def __call__(self, state: TrainState, log: EpochLog) -> None:
+        if not log.valid:
+            return
+        if self.metric not in log.valid:
+            raise TrainingError(f"selection metric {self.metric!r} not among {sorted(log.valid)}")
+        score = log.valid[self.metric]
+        if score > state.best_score:
+            state.best_score, state.best_epoch, self.bad = score, log.epoch, 0
+            state.best_state = copy.deepcopy(state.model.state_dict())
+        else:
+            self.bad += 1
+            state.stop = self.bad >= self.patience
+
+
+class TensorBoardLogger:
+    """Writes losses and validation metrics per epoch under ``log_dir``."""
+
+    def __init__(self, log_dir: str) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir)
+
+    def __call__(self, state: TrainState, log: EpochLog) -> None:
+        for name in ("loss", "loss_r", "loss_k", "seconds"):
+            self.writer.add_scalar(f"train/{name}", getattr(log, name), log.epoch)
+        for name, value in log.valid.items():
+            self.writer.add_scalar(f"valid/{name}", value, log.epoch)
+        self.writer.flush()
+
+
+def bpr_loss(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """-log σ(s(u, i⁺) − s(u, i⁻)), averaged; ``neg`` may hold several negatives per row: (B, K)."""
+    u = emb.users[users]
+    pos_s = (u * emb.items[pos]).sum(-1, keepdim=True)
+    neg_s = torch.einsum("bd,bkd->bk", u, emb.items[neg])
+    return F.softplus(neg_s - pos_s).mean()
+
+
+def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, validate: Validator | None = None,
+          callbacks: Sequence[Callback] = (), allowed_items: np.ndarray | None = None,
+          progress: bool = True) -> TrainState:
+    """Train ``model`` on ``graph``; with ``validate``, keep the best epoch by ``config.select_metric``
+    and stop early. The model ends holding the best weights. Returns the state with the history."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    pairs = graph.train_pairs.numpy()
+    sampler = NegativeSampler(pairs, graph.num_items, rng, allowed_items)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    state = TrainState(model, config)
+    stopper = EarlyStopping(config.select_metric, config.patience) if validate else None
+    bar = tqdm(range(1, config.epochs + 1), desc=f"training {type(model).__name__}", disable=not progress)
+    for epoch in bar:
+        log = _epoch(model, graph, config, optimiser, sampler, rng, epoch)
+        if validate is not None and epoch % config.eval_every == 0:
+            model.eval()
+            with torch.no_grad():
+                log.valid = validate(model(graph))
+            model.train()
+        state.history.append(log)
+        for callback in ([stopper] if stopper else []) + list(callbacks):
+            callback(state, log)
+        bar.set_postfix(loss=f"{log.loss:.4f}", **{k: f"{v:.4f}" for k, v in log.valid.items() if k == config.select_metric})
+        if state.stop:
+            break
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    return state
+
+
+def _epoch(model: Retriever, graph: TrainingGraph, config: TrainConfig, optimiser: torch.optim.Optimizer,
+           sampler: NegativeSampler, rng: np.random.Generator, epoch: int) -> EpochLog:
+    start = time.perf_counter()
+    model.train()
+    pairs = graph.train_pairs
+    order = torch.from_numpy(rng.permutation(pairs.shape[0]))
+    triples = graph.kg_triples
+    kg_nodes = graph.num_kg_nodes
+    totals = np.zeros(3)
+    steps = 0
+    for step, chunk in enumerate(order.split(config.batch_size)):
+        batch = pairs[chunk]
+        users, pos = batch[:, 0], batch[:, 1]
+        neg = torch.from_numpy(sampler.sample(users.numpy(), config.negatives))
+        emb = model(graph)
+        loss_r = bpr_loss(emb, users, pos, neg)
+        ego_u, ego_i = model.ego(users, torch.cat([pos, neg.flatten()]))
+        loss_reg = config.reg * (ego_u.pow(2).sum() + ego_i.pow(2).sum()) / len(users)
+        loss_k = torch.zeros(())
+        if config.lambda_k > 0 and triples.shape[0] > 0:
+            pick = torch.from_numpy(rng.integers(0, triples.shape[0], size=min(config.kg_batch_size, triples.shape[0])))
+            corrupt = torch.from_numpy(rng.integers(0, kg_nodes, size=pick.numel()))
+            loss_k = model.kg_loss(graph, triples[pick], corrupt)
+        loss = loss_r + loss_reg + config.lambda_k * loss_k
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                                f"(L_R {loss_r.item():.4g}, L_K {loss_k.item():.4g}); lower the learning rate")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        totals += (loss.item(), loss_r.item(), loss_k.item())
+        steps += 1
+    mean = totals / max(steps, 1)
+    return EpochLog(epoch, float(mean[0]), float(mean[1]), float(mean[2]), time.perf_counter() - start)

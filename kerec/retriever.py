@@ -1,0 +1,189 @@
+"""Wiring of the retriever stage: data → graph store → (text) → GNN training → full-ranking evaluation.
+
+This module joins stages (as ``api.py`` and ``finetune`` do); the stages themselves do not import each
+other beyond the one-way order in DESIGN.md. Model selection uses the validation split; the test split
+is evaluated once, by :func:`evaluate_retriever`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kerec.data import Dataset, KerecError, Split, leave_one_out, load_dataset, load_split, random_split
+from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
+from kerec.gnn.checkpoint import Checkpoint, versions
+from kerec.gnn.graph import TrainingGraph, build_training_graph
+from kerec.gnn.models import MODELS, Embeddings, Retriever, build_model
+from kerec.gnn.train import TrainConfig, TensorBoardLogger, TrainState, train
+from kerec.kg import MemoryStore, build_ckg
+
+SPLITS = ("random", "loo")
+
+
+@dataclass(frozen=True)
+class RetrieverSpec:
+    """The model and what it sees. ``model``: one of :data:`~kerec.gnn.models.MODELS` or ``"pop"``."""
+
+    model: str = "kerec"
+    embedding_dim: int = 64
+    num_layers: int = 2
+    kg_layers: int = 1
+    use_kg: bool = True
+    use_text: bool = True
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS + ("pop",):
+            raise KerecError(f"unknown retriever {self.model!r}; choose one of {', '.join(MODELS + ('pop',))}")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A dataset with its split, KG tensors and item mask, ready for any retriever."""
+
+    dataset: Dataset
+    split: Split
+    graph_kg: object  # CKGTensors (kept opaque here: rebuilt per use_kg by build_training_graph)
+    allowed_items: np.ndarray  # (I,) bool — items that can be recommended (all, or KG-linked only)
+    linked_only: bool = False
+
+
+def prepare(data: str | None = None, *, format: str = "auto", split: str = "random", seed: int = 2020,
+            linked_only: bool = True) -> Prepared:
+    """Load a dataset and split it. ``split``: "random" (per-user 8:1:1 with ``seed``), "loo", or a folder
+    of ``train.tsv``/``valid.tsv``/``test.tsv``. ``linked_only`` keeps interactions with KG-linked items
+    and ranks only those items (RecBole's KG-model protocol, the anchors' protocol)."""
+    ds = load_dataset(data, format=format)
+    if linked_only:
+        ds = ds.with_linked_items_only()
+    if split == "random":
+        parts = random_split(ds, seed=seed)
+    elif split == "loo":
+        parts = leave_one_out(ds)
+    elif Path(split).is_dir():
+        parts = load_split(ds, split)
+    else:
+        raise KerecError(f"unknown split {split!r}: use 'random', 'loo' or a folder with train/valid/test.tsv")
+    store = MemoryStore()
+    store.load(build_ckg(ds), progress=False)
+    allowed = ds.item_entity >= 0 if linked_only else np.ones(ds.num_items, dtype=bool)
+    return Prepared(ds, parts, store.to_tensors(add_inverse=True), allowed, linked_only)
+
+
+def item_text_vectors(dataset: Dataset, *, model: str = "default", progress: bool = True) -> np.ndarray:
+    """shape: (I, D) — cached text vectors of every item (see :mod:`kerec.text`)."""
+    from kerec.text import SentenceTransformerEncoder, encode_cached, item_texts
+
+    return encode_cached(SentenceTransformerEncoder(model), item_texts(dataset), progress=progress)
+
+
+def _masked_scores(emb: Embeddings, allowed: torch.Tensor):  # noqa: ANN202 - returns a closure
+    def score(users: torch.Tensor) -> torch.Tensor:
+        s = emb.scores(users)
+        return s.masked_fill(~allowed, float("-inf"))
+    return score
+
+
+def evaluate_embeddings(emb: Embeddings, prepared: Prepared, part: str, *, keep_per_user: bool = False) -> RankingResult:
+    """Full ranking on ``part`` ("valid" masks train items; "test" masks train and valid items)."""
+    split = prepared.split
+    exclude = [split.train] if part == "valid" else [split.train, split.valid]
+    return evaluate_full_ranking(_masked_scores(emb, torch.from_numpy(prepared.allowed_items)),
+                                 num_users=prepared.dataset.num_users, num_items=prepared.dataset.num_items,
+                                 target=split.part(part), exclude=exclude, keep_per_user=keep_per_user)
+
+
+def popularity(prepared: Prepared, part: str) -> RankingResult:
+    """The popularity baseline: items ranked by training interaction counts (ties by lower index)."""
+    counts = popularity_scores(prepared.split.train, prepared.dataset.num_items)
+    ones = torch.ones(prepared.dataset.num_users, 1)
+    return evaluate_embeddings(Embeddings(ones, counts.unsqueeze(1)), prepared, part)
+
+
+def build_graph(prepared: Prepared, spec: RetrieverSpec, item_text: np.ndarray | None) -> TrainingGraph:
+    return build_training_graph(prepared.graph_kg, prepared.split.train, use_kg=spec.use_kg,  # type: ignore[arg-type]
+                                item_text=item_text if spec.use_text else None)
+
+
+def train_retriever(prepared: Prepared, spec: RetrieverSpec, config: TrainConfig, *,
+                    item_text: np.ndarray | None = None, log_dir: str | None = None,
+                    progress: bool = True) -> tuple[Retriever, TrainingGraph, TrainState]:
+    """Train ``spec`` with early stopping on validation ``config.select_metric``; the model ends at its
+    best validation epoch. The test split is not touched."""
+    if spec.model == "pop":
+        raise KerecError("the popularity baseline has nothing to train; use popularity()")
+    graph = build_graph(prepared, spec, item_text)
+    torch.manual_seed(config.seed)  # the initial weights too, so a run is repeatable
+    model = build_model(spec.model, graph, embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
+                        kg_layers=spec.kg_layers, use_text=spec.use_text)
+    callbacks = [TensorBoardLogger(log_dir)] if log_dir else []
+    state = train(model, graph, config, validate=lambda emb: evaluate_embeddings(emb, prepared, "valid").metrics,
+                  callbacks=callbacks, allowed_items=prepared.allowed_items, progress=progress)
+    return model, graph, state
+
+
+def make_checkpoint(model: Retriever, graph: TrainingGraph, prepared: Prepared, spec: RetrieverSpec,
+                    config: TrainConfig, state: TrainState) -> Checkpoint:
+    ds = prepared.dataset
+    seconds = [h.seconds for h in state.history]
+    return Checkpoint(
+        model=spec.model, model_args=asdict(spec), state_dict=model.state_dict(), train_config=config.to_dict(),
+        dataset={"name": ds.name, "fingerprint": ds.fingerprint, "linked_only": prepared.linked_only,
+                 "users": list(ds.users.ids),
+                 "items": list(ds.items.ids), "entities": list(ds.entities.ids),
+                 "item_entity": ds.item_entity.tolist(), "allowed_items": prepared.allowed_items.tolist()},
+        split={p: torch.from_numpy(prepared.split.part(p)) for p in ("train", "valid", "test")},
+        item_text=graph.item_text,
+        metrics={"best_epoch": state.best_epoch,
+                 "valid": {k: float(v) for k, v in state.history[state.best_epoch - 1].valid.items()} if state.best_epoch > 0 else {},
+                 "epochs_run": len(state.history), "seconds_per_epoch_median": float(np.median(seconds)) if seconds else 0.0},
+        versions=versions(),
+    )
+
+
+def load_retriever(checkpoint: Checkpoint, prepared: Prepared) -> tuple[Retriever, TrainingGraph]:
+    """Rebuild a trained retriever on the data and split it was trained with."""
+    checkpoint.check_dataset(prepared.dataset.fingerprint, prepared.dataset.name)
+    spec = RetrieverSpec(**checkpoint.model_args)
+    text = checkpoint.item_text.numpy() if checkpoint.item_text is not None else None
+    graph = build_graph(prepared, spec, text)
+    model = build_model(spec.model, graph, embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
+                        kg_layers=spec.kg_layers, use_text=spec.use_text)
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as exc:
+        from kerec.gnn.checkpoint import CheckpointError
+
+        raise CheckpointError(f"checkpoint weights do not fit the {spec.model!r} model: {str(exc)[:300]}") from None
+    model.eval()
+    return model, graph
+
+
+def prepare_from_checkpoint(checkpoint: Checkpoint, data: str | None = None, *, format: str = "auto") -> Prepared:
+    """The dataset a checkpoint was trained on (checked by fingerprint) with the checkpoint's own split."""
+    ds = load_dataset(data, format=format)
+    if checkpoint.dataset.get("linked_only"):
+        ds = ds.with_linked_items_only()
+    checkpoint.check_dataset(ds.fingerprint, ds.name)
+    split = Split(*(checkpoint.split[p].numpy() for p in ("train", "valid", "test")), protocol="from checkpoint")
+    store = MemoryStore()
+    store.load(build_ckg(ds), progress=False)
+    allowed = np.asarray(checkpoint.dataset["allowed_items"], dtype=bool)
+    return Prepared(ds, split, store.to_tensors(add_inverse=True), allowed, bool(checkpoint.dataset.get("linked_only")))
+
+
+def load_config(path: str | Path) -> tuple[RetrieverSpec, TrainConfig]:
+    """A YAML file with optional sections ``model:`` (:class:`RetrieverSpec`) and ``train:``
+    (:class:`TrainConfig`); unknown sections or keys are errors."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict) or set(data) - {"model", "train"}:
+        raise KerecError(f"{path}: expected a mapping with sections 'model' and/or 'train', got {list(data) if isinstance(data, dict) else type(data).__name__}")
+    model = data.get("model") or {}
+    unknown = sorted(set(model) - set(RetrieverSpec.__dataclass_fields__))
+    if unknown:
+        raise KerecError(f"{path}: unknown model key(s) {unknown}; valid keys: {sorted(RetrieverSpec.__dataclass_fields__)}")
+    return RetrieverSpec(**model), TrainConfig.from_dict(data.get("train") or {})

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kerec.data import Dataset
+from kerec.gnn.graph import build_training_graph, normalized_adjacency
+from kerec.gnn.models import MODELS, KnowledgeRetriever, build_model
+from kerec.gnn.sampling import NegativeSampler
+from kerec.kg import MemoryStore, build_ckg
+
+
+@pytest.fixture
+def tiny_graph(tiny: Dataset):
+    store = MemoryStore()
+    store.load(build_ckg(tiny), progress=False)
+    pairs = tiny.interactions.pairs()
+    return build_training_graph(store.to_tensors(), pairs, item_text=np.ones((tiny.num_items, 5), np.float32))
+
+
+def test_normalized_adjacency_known_values() -> None:
+    # user 0 — items 0, 1; user 1 — item 1. Degrees: u0 2, u1 1, i0 1, i1 2.
+    adj = normalized_adjacency(np.array([[0, 0], [0, 1], [1, 1]]), 2, 2).to_dense()
+    expected = torch.zeros(4, 4)
+    for u, i, w in ((0, 0, 1 / np.sqrt(2)), (0, 1, 0.5), (1, 1, 1 / np.sqrt(2))):
+        expected[u, 2 + i] = expected[2 + i, u] = w
+    assert torch.allclose(adj, expected)
+
+
+def test_training_graph_keeps_kg_and_drops_users(tiny_graph, tiny: Dataset) -> None:
+    g = tiny_graph
+    assert (g.num_users, g.num_items, g.num_entities) == (4, 6, 15)
+    assert int(g.kg_edge_index.max()) < g.num_kg_nodes  # no user nodes in the KG part
+    # 8 KG triples + 13 item attribute facts; user attributes and the social link are left out.
+    assert g.kg_triples.shape == (21, 3) and g.kg_edge_index.shape[1] == 42
+    assert bool((g.kg_triples[:, 1] < g.num_relations // 2).all())
+    no_kg = build_training_graph(_tensors(tiny), tiny.interactions.pairs(), use_kg=False)
+    assert no_kg.kg_edge_index.shape[1] == 0 and no_kg.kg_triples.shape[0] == 0
+
+
+def _tensors(ds: Dataset):
+    store = MemoryStore()
+    store.load(build_ckg(ds), progress=False)
+    return store.to_tensors()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_scores_every_item(name: str, tiny_graph) -> None:
+    model = build_model(name, tiny_graph, embedding_dim=8)
+    emb = model(tiny_graph)
+    assert emb.users.shape == (4, 8) and emb.items.shape == (6, 8)
+    assert emb.scores(torch.tensor([0, 3])).shape == (2, 6)
+    assert torch.isfinite(emb.users).all() and torch.isfinite(emb.items).all()
+
+
+def test_kg_changes_item_vectors(tiny_graph, tiny: Dataset) -> None:
+    torch.manual_seed(0)
+    model = build_model("kerec", tiny_graph, embedding_dim=8)
+    no_kg_graph = build_training_graph(_tensors(tiny), tiny.interactions.pairs(), use_kg=False,
+                                       item_text=np.ones((6, 5), np.float32))
+    assert not torch.allclose(model(tiny_graph).items, model(no_kg_graph).items)
+    assert isinstance(model, KnowledgeRetriever) and model.text is not None
+    loss = model.kg_loss(tiny_graph, tiny_graph.kg_triples, torch.zeros(21, dtype=torch.long))
+    loss.backward()
+    assert loss.item() > 0 and model.relation.weight.grad is not None
+
+
+def test_fact_scores_shape(tiny_graph) -> None:
+    model = build_model("kerec", tiny_graph, embedding_dim=8)
+    emb = model(tiny_graph)
+    scores = model.fact_scores(tiny_graph, emb.users[:2], tiny_graph.kg_triples[:5])  # type: ignore[attr-defined]
+    assert scores.shape == (2, 5)
+
+
+def test_unknown_model_lists_choices(tiny_graph) -> None:
+    with pytest.raises(Exception, match="choose one of bpr, lightgcn, kerec"):
+        build_model("kgat", tiny_graph)
+
+
+def test_negative_sampler_never_returns_seen_items() -> None:
+    pairs = np.array([[0, i] for i in range(9)] + [[1, 0]])
+    sampler = NegativeSampler(pairs, 10, np.random.default_rng(0))
+    assert set(sampler.sample(np.zeros(200, dtype=np.int64)).ravel().tolist()) == {9}
+    allowed = np.zeros(10, dtype=bool)
+    allowed[[0, 5]] = True
+    restricted = NegativeSampler(pairs, 10, np.random.default_rng(0), allowed)
+    assert set(restricted.sample(np.ones(100, dtype=np.int64), per_user=2).ravel().tolist()) == {5}
