@@ -134,3 +134,20 @@ def test_kg_serve_stops_its_server_on_sigterm(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_train_and_eval_retriever(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from .gnn.synthetic import write_synthetic
+
+    data = str(write_synthetic(tmp_path / "synth"))
+    out = tmp_path / "run"
+    assert main(["train", "retriever", "--data", data, "--model", "kerec", "--no-text", "--dim", "8",
+                 "--epochs", "3", "--batch-size", "128", "--out", str(out)]) == 0
+    assert (out / "retriever.pt").is_file() and any((out / "tensorboard").iterdir())
+    assert "best validation epoch" in capsys.readouterr().out
+    assert main(["eval", "retriever", "--data", data, "--checkpoint", str(out / "retriever.pt")]) == 0
+    report = capsys.readouterr().out
+    assert "test split, full ranking over 48 items, 40 users" in report and "recall" in report
+    assert main(["eval", "retriever", "--data", data, "--model", "pop", "--part", "valid"]) == 0
+    assert main(["eval", "retriever", "--data", data]) == 2
+    assert "give --checkpoint" in capsys.readouterr().err

@@ -25,9 +25,13 @@ class TrainingGraph:
         ``train_pairs``: (n, 2) long — (user, item) training interactions.
         ``ui_adj``: sparse (U + I, U + I) float — symmetric-normalised user–item adjacency
         D^-1/2 A D^-1/2 with users first, items after (LightGCN's propagation matrix).
-        ``ui_edge_index``: (2, 2n) long — the same graph as an edge list (both directions), for PyG.
+        ``ui_links``: sparse CSR (U + I, U + I) float — the same graph unnormalised (0/1), for PyG's
+        LightGCN, which normalises itself (a sparse input runs ~6x faster than an edge list there).
         ``kg_edge_index``: (2, E) long over KG nodes, both directions; ``kg_edge_type``: (E,) long.
         ``kg_triples``: (T, 3) long — forward facts (head, relation, tail) for the KG loss.
+        ``kg_item_adj``: sparse CSR (R · I, I + N) float — row ``r · I + i`` holds ``1 / deg(i)`` at every KG
+        node linked to item ``i`` by relation ``r``: one sparse product gives every item's per-relation
+        neighbour means, so one KG layer costs a single SpMM instead of an edge-wise gather and scatter.
         ``item_text``: (I, D_text) float or None — text vectors of the items.
     """
 
@@ -37,10 +41,11 @@ class TrainingGraph:
     num_relations: int
     train_pairs: torch.Tensor
     ui_adj: torch.Tensor
-    ui_edge_index: torch.Tensor
+    ui_links: torch.Tensor
     kg_edge_index: torch.Tensor
     kg_edge_type: torch.Tensor
     kg_triples: torch.Tensor
+    kg_item_adj: torch.Tensor
     item_text: torch.Tensor | None = None
 
     @property
@@ -93,14 +98,33 @@ def build_training_graph(tensors: CKGTensors, train_pairs: np.ndarray, *,
         num_users=tensors.num_users, num_items=tensors.num_items, num_entities=tensors.num_entities,
         num_relations=tensors.num_relations, train_pairs=torch.from_numpy(pairs),
         ui_adj=normalized_adjacency(pairs, tensors.num_users, tensors.num_items),
-        ui_edge_index=_bipartite_edges(pairs, tensors.num_users),
+        ui_links=_bipartite_links(pairs, tensors.num_users, tensors.num_items),
         kg_edge_index=kg_edge_index.contiguous(), kg_edge_type=kg_edge_type.contiguous(),
         kg_triples=triples.contiguous(), item_text=text,
+        kg_item_adj=_item_relation_adjacency(kg_edge_index, kg_edge_type, tensors.num_items, kg_nodes,
+                                             tensors.num_relations),
     )
 
 
-def _bipartite_edges(pairs: np.ndarray, num_users: int) -> torch.Tensor:
+def _bipartite_links(pairs: np.ndarray, num_users: int, num_items: int) -> torch.Tensor:
     pairs = np.unique(pairs, axis=0)
     src = np.concatenate([pairs[:, 0], num_users + pairs[:, 1]])
     dst = np.concatenate([num_users + pairs[:, 1], pairs[:, 0]])
-    return torch.from_numpy(np.stack([src, dst]))
+    n = num_users + num_items
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([src, dst])), torch.ones(src.size), (n, n))
+        return coo.coalesce().to_sparse_csr()
+
+
+def _item_relation_adjacency(edge_index: torch.Tensor, edge_type: torch.Tensor, num_items: int,
+                             num_nodes: int, num_relations: int) -> torch.Tensor:
+    into_items = edge_index[1] < num_items
+    src, dst, rel = edge_index[0, into_items], edge_index[1, into_items], edge_type[into_items]
+    degree = torch.bincount(dst, minlength=num_items).clamp(min=1).float()
+    rows = rel * num_items + dst
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(torch.stack([rows, src]), degree[dst].reciprocal(),
+                                      (max(num_relations, 1) * num_items, num_nodes))
+        return coo.coalesce().to_sparse_csr()

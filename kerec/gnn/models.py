@@ -69,7 +69,7 @@ class LightGCN(Retriever):
         self.net = PygLightGCN(num_nodes=num_users + num_items, embedding_dim=embedding_dim, num_layers=num_layers)
 
     def forward(self, graph: TrainingGraph) -> Embeddings:
-        x = self.net.get_embedding(graph.ui_edge_index)
+        x = self.net.get_embedding(graph.ui_links)
         return Embeddings(x[: self.num_users], x[self.num_users:])
 
     def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
@@ -118,10 +118,15 @@ class KnowledgeRetriever(Retriever):
         return torch.cat([self.item_inputs(graph), self.entity.weight[: graph.num_entities]])
 
     def knowledge(self, graph: TrainingGraph) -> Tensor:
-        """shape: (I + N, d) — KG node representations after the relational aggregation layers."""
+        """shape: (I + N, d) — KG node representations after the relational aggregation layers
+        (with one layer only the item rows are updated: nothing else reads the entity rows)."""
         h = self.kg_nodes(graph)
         if graph.kg_edge_index.numel() == 0 or self.kg_layers == 0:
             return h
+        if self.kg_layers == 1:
+            means = (graph.kg_item_adj @ h).view(graph.num_relations, self.num_items, -1)
+            items = (means * self.relation.weight[: graph.num_relations].unsqueeze(1)).sum(0)
+            return torch.cat([(h[: self.num_items] + items) / 2, h[self.num_items:]])
         src, dst = graph.kg_edge_index
         degree = torch.zeros(h.shape[0], device=h.device).index_add_(0, dst, torch.ones_like(dst, dtype=h.dtype))
         inv_degree = degree.clamp(min=1).reciprocal().unsqueeze(1)

@@ -43,8 +43,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "negatives", "kg_batch_size", "patience", "eval_every"):
             if getattr(self, name) < 1:
                 raise KerecError(f"train config: {name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.reg < 0 or self.lambda_k < 0:
-            raise KerecError("train config: lr must be > 0; reg and lambda_k must be >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0) or not (self.reg >= 0 and self.lambda_k >= 0):
+            raise KerecError(f"train config: lr must be a positive number, reg and lambda_k non-negative "
+                             f"(got lr={self.lr}, reg={self.reg}, lambda_k={self.lambda_k})")
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> TrainConfig:

@@ -86,3 +86,19 @@ def test_negative_sampler_never_returns_seen_items() -> None:
     allowed[[0, 5]] = True
     restricted = NegativeSampler(pairs, 10, np.random.default_rng(0), allowed)
     assert set(restricted.sample(np.ones(100, dtype=np.int64), per_user=2).ravel().tolist()) == {5}
+
+
+def test_one_kg_layer_equals_edgewise_relational_mean(tiny_graph) -> None:
+    """The SpMM shortcut must equal the definition: k_i = (x_i + mean_(i,r,w) x_w ⊙ e_r) / 2."""
+    torch.manual_seed(1)
+    model = build_model("kerec", tiny_graph, embedding_dim=4)
+    x = model.kg_nodes(tiny_graph)  # type: ignore[attr-defined]
+    rel = model.relation.weight  # type: ignore[attr-defined]
+    src, dst = tiny_graph.kg_edge_index
+    expected = x.clone()
+    for i in range(tiny_graph.num_items):
+        into = (dst == i).nonzero().flatten()
+        if into.numel():
+            msgs = torch.stack([x[src[e]] * rel[tiny_graph.kg_edge_type[e]] for e in into.tolist()])
+            expected[i] = (x[i] + msgs.mean(0)) / 2
+    assert torch.allclose(model.knowledge(tiny_graph), expected, atol=1e-6)  # type: ignore[attr-defined]
