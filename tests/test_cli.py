@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -73,23 +74,29 @@ def test_kg_load_into_bolt(bolt: BoltTarget, capsys: pytest.CaptureFixture[str])
 def test_every_command_has_help() -> None:
     parser = build_parser()
     for argv in (["--help"], ["quickstart", "--help"], ["data", "info", "--help"], ["data", "split", "--help"],
-                 ["kg", "serve", "--help"], ["kg", "load", "--help"], ["kg", "stats", "--help"], ["kg", "show", "--help"]):
+                 ["kg", "serve", "--help"], ["kg", "load", "--help"], ["kg", "stats", "--help"], ["kg", "show", "--help"],
+                 ["train", "retriever", "--help"], ["eval", "retriever", "--help"]):
         with pytest.raises(SystemExit) as info:
             parser.parse_args(argv)
         assert info.value.code == 0
 
 
-@pytest.mark.bolt
-def test_kg_serve_runs_until_interrupted(tmp_path: Path) -> None:
+def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """Start `kerec kg serve` on a free port; returns the process and its URI once it is ready."""
     cmd = [sys.executable, "-m", "kerec", "kg", "serve", "--dir", str(tmp_path), "--port", "0", "--password", "test-password"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("ArcadeDB Bolt server on bolt://127.0.0.1:"), first
+    lines = [proc.stdout.readline() for _ in range(2)]
+    assert "press Ctrl-C to stop" in lines[-1]
+    return proc, first.split()[4]
+
+
+@pytest.mark.bolt
+def test_kg_serve_runs_until_interrupted(tmp_path: Path) -> None:
+    proc, uri = _serve(tmp_path)
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        assert first.startswith("ArcadeDB Bolt server on bolt://127.0.0.1:"), first
-        uri = first.split()[4]
-        lines = [proc.stdout.readline() for _ in range(2)]
-        assert "press Ctrl-C to stop" in lines[-1]
         with open_store(uri, auth=("root", "test-password"), database="graph") as store:
             assert store.info() is None
         proc.send_signal(signal.SIGINT)
@@ -118,19 +125,12 @@ def test_malformed_data_leaves_the_store_untouched(bolt: BoltTarget, tmp_path: P
 
 @pytest.mark.bolt
 def test_kg_serve_stops_its_server_on_sigterm(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "kerec", "kg", "serve", "--dir", str(tmp_path), "--port", "0", "--password", "test-password"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, uri = _serve(tmp_path)
     try:
-        assert proc.stdout is not None
-        uri = proc.stdout.readline().split()[4]
-        for _ in range(2):
-            proc.stdout.readline()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        port = int(uri.rsplit(":", 1)[1])
-        import socket
         with socket.socket() as s:
-            assert s.connect_ex(("127.0.0.1", port)) != 0, "the Java server outlived kerec kg serve"
+            assert s.connect_ex(("127.0.0.1", int(uri.rsplit(":", 1)[1]))) != 0, "the Java server outlived kerec kg serve"
     finally:
         if proc.poll() is None:
             proc.kill()
