@@ -20,6 +20,7 @@ from kerec.data import FORMATS, Dataset, KerecError, leave_one_out, load_dataset
 from kerec.kg import GraphStore, build_ckg, open_store
 from kerec.kg.bolt import ENV_PASSWORD, ENV_USER
 from kerec.gnn.checkpoint import Checkpoint
+from kerec.gnn.distributed import init_from_env
 from kerec.gnn.models import MODELS
 from kerec.gnn.train import TrainConfig
 from kerec.retriever import (RetrieverSpec, evaluate_embeddings, item_text_vectors, load_config, load_retriever,
@@ -177,14 +178,19 @@ def _retriever_spec(args: argparse.Namespace) -> tuple[RetrieverSpec, TrainConfi
 
 def cmd_train_retriever(args: argparse.Namespace) -> None:
     spec, config = _retriever_spec(args)
+    ctx = init_from_env()  # under `torchrun --nproc_per_node N`: data-parallel over N processes
     prepared = prepare(args.data, format=args.format, split=args.split, seed=args.seed, linked_only=not args.all_items)
-    print(f"dataset {prepared.dataset.name}: split {prepared.split.protocol} {prepared.split.sizes()}")
+    if ctx.is_main:
+        print(f"dataset {prepared.dataset.name}: split {prepared.split.protocol} {prepared.split.sizes()}")
     out = Path(args.out)
     if spec.model == "pop":
         print(popularity(prepared, "valid").table())
         return
     text = item_text_vectors(prepared.dataset) if spec.use_text and spec.model == "kerec" else None
-    model, graph, state = train_retriever(prepared, spec, config, item_text=text, log_dir=str(out / "tensorboard"))
+    model, graph, state = train_retriever(prepared, spec, config, item_text=text, log_dir=str(out / "tensorboard"),
+                                          dist_ctx=ctx)
+    if not ctx.is_main:
+        return
     ckpt = make_checkpoint(model, graph, prepared, spec, config, state).save(out / "retriever.pt")
     best = state.history[state.best_epoch - 1]
     print(f"best validation epoch {state.best_epoch} of {len(state.history)} "

@@ -15,6 +15,7 @@ import torch
 from kerec.data import Dataset, KerecError, Split, leave_one_out, load_dataset, load_split, random_split
 from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
 from kerec.gnn.checkpoint import Checkpoint, versions
+from kerec.gnn.distributed import DistContext
 from kerec.gnn.graph import TrainingGraph, build_training_graph
 from kerec.gnn.models import MODELS, Embeddings, Retriever, build_model
 from kerec.gnn.train import TrainConfig, TensorBoardLogger, TrainState, train
@@ -109,7 +110,7 @@ def build_graph(prepared: Prepared, spec: RetrieverSpec, item_text: np.ndarray |
 
 def train_retriever(prepared: Prepared, spec: RetrieverSpec, config: TrainConfig, *,
                     item_text: np.ndarray | None = None, log_dir: str | None = None,
-                    progress: bool = True) -> tuple[Retriever, TrainingGraph, TrainState]:
+                    progress: bool = True, dist_ctx: DistContext | None = None) -> tuple[Retriever, TrainingGraph, TrainState]:
     """Train ``spec`` with early stopping on validation ``config.select_metric``; the model ends at its
     best validation epoch. The test split is not touched."""
     if spec.model == "pop":
@@ -118,9 +119,10 @@ def train_retriever(prepared: Prepared, spec: RetrieverSpec, config: TrainConfig
     torch.manual_seed(config.seed)  # the initial weights too, so a run is repeatable
     model = build_model(spec.model, graph, embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
                         kg_layers=spec.kg_layers, use_text=spec.use_text)
-    callbacks = [TensorBoardLogger(log_dir)] if log_dir else []
+    main = dist_ctx is None or dist_ctx.is_main
+    callbacks = [TensorBoardLogger(log_dir)] if log_dir and main else []
     state = train(model, graph, config, validate=lambda emb: evaluate_embeddings(emb, prepared, "valid").metrics,
-                  callbacks=callbacks, allowed_items=prepared.allowed_items, progress=progress)
+                  callbacks=callbacks, allowed_items=prepared.allowed_items, progress=progress, dist_ctx=dist_ctx)
     return model, graph, state
 
 

@@ -13,11 +13,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from kerec.data import KerecError
 from kerec.gnn.graph import TrainingGraph
 from kerec.gnn.models import Embeddings, Retriever
+from kerec.gnn.distributed import DistContext, Objective, wrap
 from kerec.gnn.sampling import NegativeSampler
 
 
@@ -133,26 +135,32 @@ def bpr_loss(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, neg: torch
 
 def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, validate: Validator | None = None,
           callbacks: Sequence[Callback] = (), allowed_items: np.ndarray | None = None,
-          progress: bool = True) -> TrainState:
+          progress: bool = True, dist_ctx: DistContext | None = None) -> TrainState:
     """Train ``model`` on ``graph``; with ``validate``, keep the best epoch by ``config.select_metric``
-    and stop early. The model ends holding the best weights. Returns the state with the history."""
+    and stop early. The model ends holding the best weights. Returns the state with the history.
+
+    Under ``torchrun`` (``dist_ctx`` from :func:`~kerec.gnn.distributed.init_from_env`) every rank runs
+    this same loop on its shard of each batch; validation runs on every rank on identical weights, so all
+    ranks take the same early-stopping decisions without extra messages."""
+    ctx = dist_ctx or DistContext()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    pairs = graph.train_pairs.numpy()
-    sampler = NegativeSampler(pairs, graph.num_items, rng, allowed_items)
+    sampler = NegativeSampler(graph.train_pairs.numpy(), graph.num_items, rng, allowed_items)
+    objective = wrap(Objective(model), ctx)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = TrainState(model, config)
     stopper = EarlyStopping(config.select_metric, config.patience) if validate else None
-    bar = tqdm(range(1, config.epochs + 1), desc=f"training {type(model).__name__}", disable=not progress)
+    bar = tqdm(range(1, config.epochs + 1), desc=f"training {type(model).__name__}",
+               disable=not progress or not ctx.is_main)
     for epoch in bar:
-        log = _epoch(model, graph, config, optimiser, sampler, rng, epoch)
+        log = _epoch(objective, graph, config, optimiser, sampler, rng, epoch, ctx)
         if validate is not None and epoch % config.eval_every == 0:
             model.eval()
             with torch.no_grad():
                 log.valid = validate(model(graph))
             model.train()
         state.history.append(log)
-        for callback in ([stopper] if stopper else []) + list(callbacks):
+        for callback in ([stopper] if stopper else []) + (list(callbacks) if ctx.is_main else []):
             callback(state, log)
         bar.set_postfix(loss=f"{log.loss:.4f}", **{k: f"{v:.4f}" for k, v in log.valid.items() if k == config.select_metric})
         if state.stop:
@@ -162,30 +170,26 @@ def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, valida
     return state
 
 
-def _epoch(model: Retriever, graph: TrainingGraph, config: TrainConfig, optimiser: torch.optim.Optimizer,
-           sampler: NegativeSampler, rng: np.random.Generator, epoch: int) -> EpochLog:
+def _epoch(objective: nn.Module, graph: TrainingGraph, config: TrainConfig, optimiser: torch.optim.Optimizer,
+           sampler: NegativeSampler, rng: np.random.Generator, epoch: int, ctx: DistContext) -> EpochLog:
     start = time.perf_counter()
-    model.train()
-    pairs = graph.train_pairs
+    objective.train()
+    pairs, triples = graph.train_pairs, graph.kg_triples
     order = torch.from_numpy(rng.permutation(pairs.shape[0]))
-    triples = graph.kg_triples
-    kg_nodes = graph.num_kg_nodes
     totals = np.zeros(3)
     steps = 0
     for step, chunk in enumerate(order.split(config.batch_size)):
         batch = pairs[chunk]
-        users, pos = batch[:, 0], batch[:, 1]
-        neg = torch.from_numpy(sampler.sample(users.numpy(), config.negatives))
-        emb = model(graph)
-        loss_r = bpr_loss(emb, users, pos, neg)
-        ego_u, ego_i = model.ego(users, torch.cat([pos, neg.flatten()]))
-        loss_reg = config.reg * (ego_u.pow(2).sum() + ego_i.pow(2).sum()) / len(users)
-        loss_k = torch.zeros(())
+        # Every rank draws the same negatives and triples, then keeps its own shard.
+        neg = torch.from_numpy(sampler.sample(batch[:, 0].numpy(), config.negatives))
+        pick = torch.zeros(0, dtype=torch.long)
         if config.lambda_k > 0 and triples.shape[0] > 0:
             pick = torch.from_numpy(rng.integers(0, triples.shape[0], size=min(config.kg_batch_size, triples.shape[0])))
-            corrupt = torch.from_numpy(rng.integers(0, kg_nodes, size=pick.numel()))
-            loss_k = model.kg_loss(graph, triples[pick], corrupt)
-        loss = loss_r + loss_reg + config.lambda_k * loss_k
+        corrupt = torch.from_numpy(rng.integers(0, graph.num_kg_nodes, size=pick.numel()))
+        batch, neg = ctx.shard(batch), ctx.shard(neg)
+        loss_r, loss_reg, loss_k, _ = objective(graph, batch[:, 0], batch[:, 1], neg,
+                                                triples[ctx.shard(pick)], ctx.shard(corrupt))
+        loss = loss_r + config.reg * loss_reg + config.lambda_k * loss_k
         if not torch.isfinite(loss):
             raise TrainingError(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
                                 f"(L_R {loss_r.item():.4g}, L_K {loss_k.item():.4g}); lower the learning rate")
@@ -194,5 +198,5 @@ def _epoch(model: Retriever, graph: TrainingGraph, config: TrainConfig, optimise
         optimiser.step()
         totals += (loss.item(), loss_r.item(), loss_k.item())
         steps += 1
-    mean = totals / max(steps, 1)
-    return EpochLog(epoch, float(mean[0]), float(mean[1]), float(mean[2]), time.perf_counter() - start)
+    mean = [ctx.mean(float(v)) for v in totals / max(steps, 1)]
+    return EpochLog(epoch, mean[0], mean[1], mean[2], time.perf_counter() - start)
