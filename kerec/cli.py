@@ -23,7 +23,8 @@ from kerec.gnn.checkpoint import Checkpoint
 from kerec.gnn.distributed import init_from_env
 from kerec.gnn.models import MODELS
 from kerec.gnn.train import TrainConfig
-from kerec.retriever import (RetrieverSpec, evaluate_embeddings, item_text_vectors, load_config, load_retriever,
+from kerec.eval import RankingResult
+from kerec.retriever import (Prepared, RetrieverSpec, evaluate_cold_start, evaluate_embeddings, item_text_vectors, load_config, load_retriever,
                              popularity, prepare, prepare_from_checkpoint, train_retriever, make_checkpoint)
 
 DEFAULT_SERVE_DIR = Path(os.environ.get("KEREC_HOME", Path.home() / ".cache" / "kerec")) / "arcadedb"
@@ -179,7 +180,8 @@ def _retriever_spec(args: argparse.Namespace) -> tuple[RetrieverSpec, TrainConfi
 def cmd_train_retriever(args: argparse.Namespace) -> None:
     spec, config = _retriever_spec(args)
     ctx = init_from_env()  # under `torchrun --nproc_per_node N`: data-parallel over N processes
-    prepared = prepare(args.data, format=args.format, split=args.split, seed=args.seed, linked_only=not args.all_items)
+    prepared = prepare(args.data, format=args.format, split=args.split, seed=args.seed, linked_only=not args.all_items,
+                       cold_fraction=args.cold_start)
     if ctx.is_main:
         print(f"dataset {prepared.dataset.name}: split {prepared.split.protocol} {prepared.split.sizes()}")
     out = Path(args.out)
@@ -198,6 +200,14 @@ def cmd_train_retriever(args: argparse.Namespace) -> None:
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in best.valid.items() if k.split("@")[0] in ("recall", "ndcg")))
 
 
+def _print_cold_start(results: dict[str, RankingResult], prepared: Prepared) -> None:
+    assert prepared.cold is not None
+    print(f"cold-start slice: {prepared.cold.cold_items.size} items never seen in training, "
+          f"{results['model'].num_users} users; ranking only those items from side information")
+    for name, r in results.items():
+        print(f"  {name:<10}  " + "  ".join(f"{k} {r.metrics[k]:.4f}" for k in ("recall@10", "recall@20", "ndcg@20")))
+
+
 def cmd_eval_retriever(args: argparse.Namespace) -> None:
     if args.checkpoint is None:
         if args.model != "pop":
@@ -210,6 +220,8 @@ def cmd_eval_retriever(args: argparse.Namespace) -> None:
         model, graph = load_retriever(ckpt, prepared)
         with torch.no_grad():
             result = evaluate_embeddings(model(graph), prepared, args.part)
+        if prepared.cold is not None:
+            _print_cold_start(evaluate_cold_start(model, graph, prepared), prepared)
     print(f"{args.part} split, full ranking over {int(prepared.allowed_items.sum()):,} items, "
           f"{result.num_users} users ({result.skipped_users} without {args.part} items skipped)")
     print(result.table())
@@ -323,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                              ("--lambda-k", float, "weight of the KG loss L_K (default 0.1; 0 = ablation without L_K)"),
                              ("--patience", int, "validation checks without improvement before stopping (default 10)")):
         p.add_argument(flag, type=kind, default=None, help=what)
+    p.add_argument("--cold-start", type=float, default=None, metavar="FRACTION",
+                   help="set this share of items aside with all their interactions; `kerec eval retriever` then "
+                        "also ranks them from text and KG alone (e.g. 0.1)")
     p.add_argument("--out", default="runs/retriever", help="folder for retriever.pt and TensorBoard logs")
     p.set_defaults(func=cmd_train_retriever)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kerec.data import Dataset, KerecError, Split, leave_one_out, load_dataset, load_split, random_split
+from kerec.data import (ColdStartSplit, Dataset, KerecError, Split, cold_start_split, leave_one_out, load_dataset,
+                        load_split, random_split)
 from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
 from kerec.gnn.checkpoint import Checkpoint, versions
 from kerec.gnn.distributed import DistContext
@@ -49,13 +50,15 @@ class Prepared:
     graph_kg: object  # CKGTensors (kept opaque here: rebuilt per use_kg by build_training_graph)
     allowed_items: np.ndarray  # (I,) bool — items that can be recommended (all, or KG-linked only)
     linked_only: bool = False
+    cold: ColdStartSplit | None = None  # with a cold-start slice: its items are outside allowed_items
 
 
 def prepare(data: str | None = None, *, format: str = "auto", split: str = "random", seed: int = 2020,
-            linked_only: bool = True) -> Prepared:
+            linked_only: bool = True, cold_fraction: float | None = None) -> Prepared:
     """Load a dataset and split it. ``split``: "random" (per-user 8:1:1 with ``seed``), "loo", or a folder
     of ``train.tsv``/``valid.tsv``/``test.tsv``. ``linked_only`` keeps interactions with KG-linked items
-    and ranks only those items (RecBole's KG-model protocol, the anchors' protocol)."""
+    and ranks only those items (RecBole's KG-model protocol, the anchors' protocol). ``cold_fraction``
+    sets that share of items aside with all their interactions (see :func:`evaluate_cold_start`)."""
     ds = load_dataset(data, format=format)
     if linked_only:
         ds = ds.with_linked_items_only()
@@ -70,7 +73,13 @@ def prepare(data: str | None = None, *, format: str = "auto", split: str = "rand
     store = MemoryStore()
     store.load(build_ckg(ds), progress=False)
     allowed = ds.item_entity >= 0 if linked_only else np.ones(ds.num_items, dtype=bool)
-    return Prepared(ds, parts, store.to_tensors(add_inverse=True), allowed, linked_only)
+    cold = None
+    if cold_fraction is not None:
+        cold = cold_start_split(parts, ds.num_items, fraction=cold_fraction, seed=seed)
+        parts = cold.warm
+        allowed = allowed.copy()
+        allowed[cold.cold_items] = False
+    return Prepared(ds, parts, store.to_tensors(add_inverse=True), allowed, linked_only, cold)
 
 
 def item_text_vectors(dataset: Dataset, *, model: str = "default", progress: bool = True) -> np.ndarray:
@@ -136,7 +145,9 @@ def make_checkpoint(model: Retriever, graph: TrainingGraph, prepared: Prepared, 
                  "users": list(ds.users.ids),
                  "items": list(ds.items.ids), "entities": list(ds.entities.ids),
                  "item_entity": ds.item_entity.tolist(), "allowed_items": prepared.allowed_items.tolist()},
-        split={p: torch.from_numpy(prepared.split.part(p)) for p in ("train", "valid", "test")},
+        split={**{p: torch.from_numpy(prepared.split.part(p)) for p in ("train", "valid", "test")},
+               **({"cold_items": torch.from_numpy(prepared.cold.cold_items),
+                   "cold_pairs": torch.from_numpy(prepared.cold.cold_pairs)} if prepared.cold else {})},
         item_text=graph.item_text,
         metrics={"best_epoch": state.best_epoch,
                  "valid": {k: float(v) for k, v in state.history[state.best_epoch - 1].valid.items()} if state.best_epoch > 0 else {},
@@ -173,7 +184,10 @@ def prepare_from_checkpoint(checkpoint: Checkpoint, data: str | None = None, *, 
     store = MemoryStore()
     store.load(build_ckg(ds), progress=False)
     allowed = np.asarray(checkpoint.dataset["allowed_items"], dtype=bool)
-    return Prepared(ds, split, store.to_tensors(add_inverse=True), allowed, bool(checkpoint.dataset.get("linked_only")))
+    cold = None
+    if "cold_items" in checkpoint.split:
+        cold = ColdStartSplit(split, checkpoint.split["cold_items"].numpy(), checkpoint.split["cold_pairs"].numpy())
+    return Prepared(ds, split, store.to_tensors(add_inverse=True), allowed, bool(checkpoint.dataset.get("linked_only")), cold)
 
 
 def load_config(path: str | Path) -> tuple[RetrieverSpec, TrainConfig]:
@@ -189,3 +203,38 @@ def load_config(path: str | Path) -> tuple[RetrieverSpec, TrainConfig]:
     if unknown:
         raise KerecError(f"{path}: unknown model key(s) {unknown}; valid keys: {sorted(RetrieverSpec.__dataclass_fields__)}")
     return RetrieverSpec(**model), TrainConfig.from_dict(data.get("train") or {})
+
+
+def evaluate_cold_start(model: Retriever, graph: TrainingGraph, prepared: Prepared, *,
+                        random_draws: int = 20) -> dict[str, RankingResult]:
+    """Rank only the cold items for every user who interacted with one, from side information alone:
+    the model's ID embeddings of cold items are zeroed first (on a copy), so text and KG carry the score.
+    Returns results for "model", "popularity" (training counts; all zero for cold items, so it reduces to
+    the index tie-break) and "random" (mean of ``random_draws`` seeded uniform scorings)."""
+    if prepared.cold is None:
+        raise KerecError("prepare(..., cold_fraction=0.1) first: this split has no cold-start slice")
+    import copy
+
+    cold = torch.from_numpy(prepared.cold.cold_items)
+    only_cold = torch.zeros(prepared.dataset.num_items, dtype=torch.bool)
+    only_cold[cold] = True
+    n_users, n_items = prepared.dataset.num_users, prepared.dataset.num_items
+    blind = copy.deepcopy(model)
+    blind.forget_items(cold)
+    with torch.no_grad():
+        emb = blind(graph)
+
+    def run(score: object) -> RankingResult:
+        return evaluate_full_ranking(score, num_users=n_users, num_items=n_items,  # type: ignore[arg-type]
+                                     target=prepared.cold.cold_pairs, ks=(10, 20))
+
+    counts = popularity_scores(prepared.split.train, n_items)
+    out = {"model": run(_masked_scores(emb, only_cold)),
+           "popularity": run(lambda u: counts.expand(len(u), -1).masked_fill(~only_cold, float("-inf")))}
+    draws = []
+    for seed in range(random_draws):
+        gen = torch.Generator().manual_seed(seed)
+        draws.append(run(lambda u, g=gen: torch.rand(len(u), n_items, generator=g).masked_fill(~only_cold, float("-inf"))))
+    means = {k: float(np.mean([d.metrics[k] for d in draws])) for k in draws[0].metrics}
+    out["random"] = RankingResult(means, draws[0].num_users, draws[0].skipped_users)
+    return out

@@ -159,3 +159,32 @@ def load_split(dataset: Dataset, directory: str | Path) -> Split:
             rows.append(pair)
         parts.append(np.asarray(rows, dtype=np.int64).reshape(-1, 2))
     return Split(*parts, protocol=f"imported from {directory}")
+
+
+@dataclass(frozen=True)
+class ColdStartSplit:
+    """A warm split for training plus a slice of items the model never sees interactions of.
+
+    ``warm``: the original split without any pair of a cold item. ``cold_items``: shape (C,) int64.
+    ``cold_pairs``: shape (n, 2) — every original interaction (train, valid or test) with a cold item:
+    the targets when ranking the cold items from side information (text, KG) alone.
+    """
+
+    warm: Split
+    cold_items: np.ndarray
+    cold_pairs: np.ndarray
+
+
+def cold_start_split(split: Split, num_items: int, *, fraction: float = 0.1, seed: int = 2020) -> ColdStartSplit:
+    """Pick ``fraction`` of the items that have interactions (seeded) and move all their pairs out."""
+    if not 0 < fraction < 1:
+        raise KerecError(f"fraction must be between 0 and 1, got {fraction}")
+    every = np.concatenate([split.train, split.valid, split.test])
+    active = np.unique(every[:, 1])
+    count = max(1, int(round(fraction * active.size)))
+    cold = np.sort(np.random.default_rng(seed).choice(active, size=count, replace=False))
+    is_cold = np.zeros(num_items, dtype=bool)
+    is_cold[cold] = True
+    warm = Split(*(p[~is_cold[p[:, 1]]] for p in (split.train, split.valid, split.test)),
+                 protocol=f"{split.protocol}, {count} cold items removed")
+    return ColdStartSplit(warm, cold, every[is_cold[every[:, 1]]])

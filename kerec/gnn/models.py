@@ -40,6 +40,16 @@ class Retriever(nn.Module):
     def kg_loss(self, graph: TrainingGraph, triples: Tensor, corrupt_tails: Tensor) -> Tensor:
         return torch.zeros((), device=triples.device)
 
+    def item_id_table(self) -> tuple[Tensor, int]:
+        """The parameter holding per-item ID embeddings and the row of item 0 in it."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    @torch.no_grad()
+    def forget_items(self, items: Tensor) -> None:
+        """Zero the ID embeddings of ``items`` (cold-start evaluation: what is left is side information)."""
+        table, offset = self.item_id_table()
+        table[offset + items] = 0
+
 
 class BPRMF(Retriever):
     """Matrix factorisation trained with BPR (Rendle et al., 2009): ``score(u, i) = p_u · q_i``."""
@@ -56,6 +66,9 @@ class BPRMF(Retriever):
 
     def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         return self.user(users), self.item(items)
+
+    def item_id_table(self) -> tuple[Tensor, int]:
+        return self.item.weight, 0
 
 
 class LightGCN(Retriever):
@@ -75,6 +88,9 @@ class LightGCN(Retriever):
     def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         w = self.net.embedding.weight
         return w[users], w[self.num_users + items]
+
+    def item_id_table(self) -> tuple[Tensor, int]:
+        return self.net.embedding.weight, self.num_users
 
 
 class KnowledgeRetriever(Retriever):
@@ -149,6 +165,9 @@ class KnowledgeRetriever(Retriever):
 
     def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         return self.user(users), self.item(items)
+
+    def item_id_table(self) -> tuple[Tensor, int]:
+        return self.item.weight, 0
 
     def kg_loss(self, graph: TrainingGraph, triples: Tensor, corrupt_tails: Tensor) -> Tensor:
         k = self.kg_nodes(graph)

@@ -102,3 +102,19 @@ def test_load_split_rejects_overlap(tiny: Dataset, tmp_path: Path) -> None:
 def test_recbole_anchor_split_imports(ml100k: Dataset) -> None:
     split = load_split(ml100k.with_linked_items_only(), ANCHOR)
     assert split.sizes() == {"train": 78_836, "valid": 9_359, "test": 9_359}
+
+
+def test_cold_start_split_moves_every_pair_of_cold_items(ml100k: Dataset) -> None:
+    from kerec.data import cold_start_split
+
+    split = random_split(ml100k, seed=1)
+    cs = cold_start_split(split, ml100k.num_items, fraction=0.1, seed=4)
+    active = np.unique(ml100k.interactions.item)
+    assert cs.cold_items.size == round(0.1 * active.size)
+    cold = set(cs.cold_items.tolist())
+    for part in ("train", "valid", "test"):
+        assert not cold & set(cs.warm.part(part)[:, 1].tolist())
+    assert len(cs.cold_pairs) + sum(cs.warm.sizes().values()) == len(ml100k.interactions)
+    assert set(cs.cold_pairs[:, 1].tolist()) == cold
+    with pytest.raises(KerecError, match="fraction"):
+        cold_start_split(split, ml100k.num_items, fraction=1.5)
