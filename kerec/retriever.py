@@ -20,7 +20,7 @@ from kerec.gnn.distributed import DistContext
 from kerec.gnn.graph import TrainingGraph, build_training_graph
 from kerec.gnn.models import MODELS, Embeddings, Retriever, build_model
 from kerec.gnn.train import TrainConfig, TensorBoardLogger, TrainState, train
-from kerec.kg import MemoryStore, build_ckg
+from kerec.kg import CKGTensors, MemoryStore, build_ckg
 
 SPLITS = ("random", "loo")
 
@@ -47,7 +47,7 @@ class Prepared:
 
     dataset: Dataset
     split: Split
-    graph_kg: object  # CKGTensors (kept opaque here: rebuilt per use_kg by build_training_graph)
+    graph_kg: CKGTensors  # the store's KG export; build_training_graph adds the training pairs
     allowed_items: np.ndarray  # (I,) bool — items that can be recommended (all, or KG-linked only)
     linked_only: bool = False
     cold: ColdStartSplit | None = None  # with a cold-start slice: its items are outside allowed_items
@@ -113,7 +113,7 @@ def popularity(prepared: Prepared, part: str) -> RankingResult:
 
 
 def build_graph(prepared: Prepared, spec: RetrieverSpec, item_text: np.ndarray | None) -> TrainingGraph:
-    return build_training_graph(prepared.graph_kg, prepared.split.train, use_kg=spec.use_kg,  # type: ignore[arg-type]
+    return build_training_graph(prepared.graph_kg, prepared.split.train, use_kg=spec.use_kg,
                                 item_text=item_text if spec.use_text else None)
 
 
