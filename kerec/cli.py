@@ -327,14 +327,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kg-layers", type=int, default=None, help="KG aggregation layers (default 1)")
     p.add_argument("--no-kg", action="store_true", help="ablation: no KG edges and no L_K")
     p.add_argument("--no-text", action="store_true", help="ablation: no item text features")
-    for flag, kind, what in (("--epochs", int, "at most this many epochs (default 300)"),
-                             ("--batch-size", int, "interactions per step (default 4096)"),
-                             ("--lr", float, "Adam learning rate (default 1e-3)"),
-                             ("--reg", float, "L2 weight on layer-0 embeddings (default 1e-4)"),
-                             ("--negatives", int, "negatives per positive (default 1)"),
-                             ("--lambda-k", float, "weight of the KG loss L_K (default 0.1; 0 = ablation without L_K)"),
-                             ("--patience", int, "validation checks without improvement before stopping (default 10)")):
-        p.add_argument(flag, type=kind, default=None, help=what)
+    defaults = TrainConfig()  # help texts quote the config's own defaults, so they cannot drift
+    for flag, kind, what in (("--epochs", int, "at most this many epochs"),
+                             ("--batch-size", int, "interactions per step"),
+                             ("--lr", float, "Adam learning rate"),
+                             ("--reg", float, "L2 weight on layer-0 embeddings"),
+                             ("--negatives", int, "negatives per positive"),
+                             ("--lambda-k", float, "weight of the KG loss L_K (0 = ablation without L_K)"),
+                             ("--patience", int, "validation checks without improvement before stopping")):
+        default = getattr(defaults, flag[2:].replace("-", "_"))
+        p.add_argument(flag, type=kind, default=None, help=f"{what} (default {default})")
     p.add_argument("--cold-start", type=float, default=None, metavar="FRACTION",
                    help="set this share of items aside with all their interactions; `kerec eval retriever` then "
                         "also ranks them from text and KG alone (e.g. 0.1)")

@@ -70,8 +70,6 @@ def prepare(data: str | None = None, *, format: str = "auto", split: str = "rand
         parts = load_split(ds, split)
     else:
         raise KerecError(f"unknown split {split!r}: use 'random', 'loo' or a folder with train/valid/test.tsv")
-    store = MemoryStore()
-    store.load(build_ckg(ds), progress=False)
     allowed = ds.item_entity >= 0 if linked_only else np.ones(ds.num_items, dtype=bool)
     cold = None
     if cold_fraction is not None:
@@ -79,7 +77,14 @@ def prepare(data: str | None = None, *, format: str = "auto", split: str = "rand
         parts = cold.warm
         allowed = allowed.copy()
         allowed[cold.cold_items] = False
-    return Prepared(ds, parts, store.to_tensors(add_inverse=True), allowed, linked_only, cold)
+    return Prepared(ds, parts, _kg_tensors(ds), allowed, linked_only, cold)
+
+
+def _kg_tensors(dataset: Dataset) -> CKGTensors:
+    """The dataset's KG as tensors, through the in-process store (the same export a Bolt store gives)."""
+    store = MemoryStore()
+    store.load(build_ckg(dataset), progress=False)
+    return store.to_tensors(add_inverse=True)
 
 
 def item_text_vectors(dataset: Dataset, *, model: str = "default", progress: bool = True) -> np.ndarray:
@@ -181,13 +186,11 @@ def prepare_from_checkpoint(checkpoint: Checkpoint, data: str | None = None, *, 
         ds = ds.with_linked_items_only()
     checkpoint.check_dataset(ds.fingerprint, ds.name)
     split = Split(*(checkpoint.split[p].numpy() for p in ("train", "valid", "test")), protocol="from checkpoint")
-    store = MemoryStore()
-    store.load(build_ckg(ds), progress=False)
     allowed = np.asarray(checkpoint.dataset["allowed_items"], dtype=bool)
     cold = None
     if "cold_items" in checkpoint.split:
         cold = ColdStartSplit(split, checkpoint.split["cold_items"].numpy(), checkpoint.split["cold_pairs"].numpy())
-    return Prepared(ds, split, store.to_tensors(add_inverse=True), allowed, bool(checkpoint.dataset.get("linked_only")), cold)
+    return Prepared(ds, split, _kg_tensors(ds), allowed, bool(checkpoint.dataset.get("linked_only")), cold)
 
 
 def load_config(path: str | Path) -> tuple[RetrieverSpec, TrainConfig]:
