@@ -1,0 +1,82 @@
+"""kerec.kg.evidence on the tiny dataset (facts listed in tests/kg/test_show.py's docstring).
+
+Item names (title and year): i1 "Alpha (1990)", i3 "Gamma (1990)", …; Freebase ids m.* have no names.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from kerec.data import Dataset, UnknownIdError
+from kerec.kg import MemoryStore, build_ckg
+from kerec.kg.evidence import EvidenceBuilder, noun
+
+
+@pytest.fixture(scope="module")
+def builder(tiny: Dataset) -> EvidenceBuilder:
+    store = MemoryStore()
+    store.load(build_ckg(tiny), progress=False)
+    return EvidenceBuilder(store)
+
+
+A, G = "Alpha (1990)", "Gamma (1990)"
+
+
+def texts(evidence: list) -> set[str]:
+    return {e.text for e in evidence}
+
+
+def test_routes_are_grouped_and_rendered_from_names(builder: EvidenceBuilder) -> None:
+    ev = builder.collect(["i1"], ["i3"])["i3"]
+    paths = {e.text: e for e in ev if e.kind == "path"}
+    # i1 -> i3: the sequel fact; the unnamed director m.d1; class=Drama; release_year=1990.
+    assert set(paths) == {f"{G} is the sequel of {A}", f"{A} and {G} share a director",
+                          f"{A} and {G} share the genre Drama", f"{A} and {G} share the release year 1990"}
+    assert all(e.source == "i1" and e.candidate == "i3" for e in paths.values())
+    assert len(paths[f"{A} and {G} share a director"].facts) == 2
+    # Every fact id of the evidence is real, and touches the candidate or the history item.
+    store = builder.store
+    for e in ev:
+        found = store.facts(list(e.fact_ids))
+        assert set(found) == set(e.fact_ids)
+    # Raw Freebase ids never appear as names.
+    assert not any("m." in e.text for e in ev)
+
+
+def test_named_attributes_of_the_candidate(builder: EvidenceBuilder) -> None:
+    ev = builder.collect([], ["i3"])["i3"]
+    assert texts(ev) == {f"{G} — genre: Drama", f"{G} — genre: Comedy", f"{G} — release year: 1990"}
+    assert all(e.kind == "attribute" and e.source is None for e in ev)
+
+
+def test_rank_with_a_scorer_keeps_top_by_mean_fact_score(builder: EvidenceBuilder) -> None:
+    ev = builder.collect(["i1"], ["i3"], attributes=False)
+    # The sequel fact scores 10, every other fact 1: a route scores the mean of its facts.
+    ranked = builder.rank(ev, lambda facts: [10.0 if f.relation == "film.film.sequel" else 1.0 for f in facts], top=2)
+    assert [e.text for e in ranked["i3"]][0] == f"{G} is the sequel of {A}"
+    assert len(ranked["i3"]) == 2 and ranked["i3"][0].score == 10.0 and ranked["i3"][1].score == 1.0
+
+
+def test_prior_prefers_rare_linking_nodes(builder: EvidenceBuilder) -> None:
+    ranked = builder.rank(builder.collect(["i1"], ["i3"], attributes=False), top=4)["i3"]
+    scores = {e.text: e.score for e in ranked}
+    # release_year=1990 has 2 facts, class=Drama 3, m.d1 3 (two films and a nationality).
+    assert scores[f"{A} and {G} share the release year 1990"] == pytest.approx(1 / math.log(4))
+    assert scores[f"{A} and {G} share the genre Drama"] == pytest.approx(1 / math.log(5))
+    assert ranked[0].text == f"{A} and {G} share the release year 1990"
+
+
+def test_every_candidate_gets_a_list_and_unknown_items_fail(builder: EvidenceBuilder) -> None:
+    ev = builder.collect(["i1"], ["i3", "i6"], attributes=False)
+    assert ev["i6"] == []  # nothing links Alpha to Zeta
+    with pytest.raises(UnknownIdError):
+        builder.collect(["i1"], ["nope"])
+
+
+def test_nouns() -> None:
+    assert noun("film.film.directed_by") == "director"
+    assert noun("film.actor.film") == "actor"
+    assert noun("film.production_company.films") == "production company"
+    assert noun("item.class") == "genre"
+    assert noun("music.track.recorded_by") == "recorded by"
