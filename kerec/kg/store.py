@@ -182,6 +182,10 @@ class GraphStore(ABC):
             if i not in found:
                 raise UnknownIdError(label.lower(), i, f"the graph store at {self.uri} has no such {label} node")
 
+    def node_index(self, label: Label) -> dict[str, int]:
+        """External id → index of every ``label`` node: the index space of :meth:`to_tensors`."""
+        return self._node_index(label)
+
     def fact(self, fact_id: str) -> Fact:
         found = self.facts([fact_id])
         if fact_id not in found:

@@ -1,0 +1,83 @@
+"""kerec.explain: the grounding check and the fallback path, on the tiny dataset's real graph store.
+The "generations" here are fixed texts standing for LLM output: the check is what is under test."""
+from __future__ import annotations
+
+import pytest
+
+from kerec.data import Dataset
+from kerec.explain import NO_EVIDENCE, check, citations, grounded
+from kerec.kg import MemoryStore, build_ckg
+from kerec.kg.evidence import Evidence, EvidenceBuilder
+from kerec.kg.model import Fact, NodeRef
+
+
+@pytest.fixture(scope="module")
+def store(tiny: Dataset) -> MemoryStore:
+    s = MemoryStore()
+    s.load(build_ckg(tiny), progress=False)
+    return s
+
+
+@pytest.fixture(scope="module")
+def evidence(store: MemoryStore) -> list[Evidence]:
+    b = EvidenceBuilder(store)
+    return b.rank(b.collect(["i1"], ["i3"]), top=3)["i3"]
+
+
+def test_citations_parsing() -> None:
+    assert citations("a [1] b [2][x] c [1, 3]") == ["1", "2", "x", "1", "3"]
+    assert citations("no brackets") == []
+
+
+def test_grounded_text_passes(store: MemoryStore, evidence: list[Evidence]) -> None:
+    numbers, reason = check("You liked Alpha; Gamma shares its release year [1] and more [2].", evidence, store, {"i1"}, "i3")
+    assert reason is None and numbers == (1, 2)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("A fine film.", "cites no evidence"),
+    ("Because [7].", "not one of the item's evidence"),
+    ("Because [f0123456789abcdef].", "not one of the item's evidence"),
+])
+def test_ungrounded_texts_fail(store: MemoryStore, evidence: list[Evidence], text: str, why: str) -> None:
+    numbers, reason = check(text, evidence, store, {"i1"}, "i3")
+    assert numbers == () and why in reason
+
+
+def test_fact_missing_from_store_fails(store: MemoryStore, evidence: list[Evidence]) -> None:
+    fake = Fact.of(NodeRef("Item", "i1"), "film.film.invented", NodeRef("Item", "i3"))
+    forged = [Evidence("i3", "path", "Alpha invented Gamma", (fake,), "i1")]
+    _, reason = check("So [1].", forged, store, {"i1"}, "i3")
+    assert "not in the graph store" in reason and fake.id in reason
+
+
+def test_fact_unrelated_to_history_or_item_fails(store: MemoryStore, evidence: list[Evidence]) -> None:
+    # Real evidence, but the user's history does not hold its source item.
+    path = next(e for e in evidence if e.kind == "path")
+    _, reason = check("So [1].", [path], store, {"i5"}, "i3")
+    assert "does not link the item to the user's history" in reason
+    _, reason = check("So [1].", [path], store, {"i1"}, "i4")
+    assert "does not concern the recommended item" in reason
+
+
+def test_retry_then_template_and_the_path_is_recorded(store: MemoryStore, evidence: list[Evidence]) -> None:
+    calls = []
+
+    def gen(outputs: list[str]):
+        def generate(attempt: int) -> str:
+            calls.append(attempt)
+            return outputs[attempt]
+        return generate
+
+    first = grounded(gen(["Good [2]."]), evidence, store, {"i1"}, "i3")
+    assert first.source == "llm" and first.cited == (2,) and first.fact_ids == evidence[1].fact_ids
+    retry = grounded(gen(["Bad [9].", "Good [1]."]), evidence, store, {"i1"}, "i3")
+    assert retry.source == "llm-retry" and retry.cited == (1,) and len(retry.rejected) == 1
+    fallback = grounded(gen(["Bad.", "Worse [0]."]), evidence, store, {"i1"}, "i3")
+    assert fallback.source == "template" and len(fallback.rejected) == 2
+    assert fallback.text == f"Recommended because {evidence[0].text} [1]; and {evidence[1].text} [2]."
+    # The fallback itself passes the check.
+    assert check(fallback.text, evidence, store, {"i1"}, "i3")[1] is None
+    calls.clear()
+    empty = grounded(gen(["never asked"]), [], store, {"i1"}, "i3")
+    assert empty.source == "none" and empty.text == NO_EVIDENCE and calls == []
