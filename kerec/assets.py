@@ -19,3 +19,12 @@ def asset_dir(name: str) -> Path:
     if not path.is_dir():
         raise KerecError(f"kerec's asset folder {path} is missing; reinstall kerec")
     return path
+
+
+def kerec_home() -> Path:
+    """Where kerec keeps what it makes (caches, converted models, the default retriever):
+    ``$KEREC_HOME``, else ``~/.cache/kerec``."""
+    import os
+
+    home = os.environ.get("KEREC_HOME")
+    return Path(home) if home else Path.home() / ".cache" / "kerec"

@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from kerec import __version__
 import torch
 
+from kerec.api import default_checkpoint
 from kerec.data import FORMATS, Dataset, KerecError, leave_one_out, load_dataset, random_split, save_split
 from kerec.kg import GraphStore, build_ckg, open_store
 from kerec.kg.bolt import ENV_PASSWORD, ENV_USER
@@ -114,8 +118,8 @@ def cmd_kg_serve(args: argparse.Namespace) -> None:
             report = store.load(build_ckg(_dataset(args)))
             print(f"{report.action} {report.dataset} in {report.seconds:.1f} s")
             store.close()
-        print("press Ctrl-C to stop", flush=True)
-        try:
+        try:  # print inside the try: a signal may come as soon as the line is read
+            print("press Ctrl-C to stop", flush=True)
             while server.running:
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -172,7 +176,7 @@ def _retriever_spec(args: argparse.Namespace) -> tuple[RetrieverSpec, TrainConfi
     if args.no_text:
         spec = replace(spec, use_text=False)
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "reg": args.reg,
-                       "negatives": args.negatives, "lambda_k": args.lambda_k, "patience": args.patience, "seed": args.seed}
+                       "negatives": args.negatives, "lambda_k": args.lambda_k, "lambda_a": args.lambda_a, "patience": args.patience, "seed": args.seed}
     config = replace(config, **{k: v for k, v in train_overrides.items() if v is not None})
     return spec, config
 
@@ -184,7 +188,7 @@ def cmd_train_retriever(args: argparse.Namespace) -> None:
                        cold_fraction=args.cold_start)
     if ctx.is_main:
         print(f"dataset {prepared.dataset.name}: split {prepared.split.protocol} {prepared.split.sizes()}")
-    out = Path(args.out)
+    out = Path(args.out) if args.out else default_checkpoint().parent
     if spec.model == "pop":
         print(popularity(prepared, "valid").table())
         return
@@ -225,6 +229,33 @@ def cmd_eval_retriever(args: argparse.Namespace) -> None:
     print(f"{args.part} split, full ranking over {int(prepared.allowed_items.sum()):,} items, "
           f"{result.num_users} users ({result.skipped_users} without {args.part} items skipped)")
     print(result.table())
+
+
+# ---- kerec recommend ------------------------------------------------------------------------------------
+def cmd_recommend(args: argparse.Namespace) -> None:
+    from kerec.api import Recommender
+
+    rec = Recommender.load(args.checkpoint, data=args.data, store=args.store, llm=None if args.llm == "none" else args.llm)
+    overrides = {"candidates": args.candidates, "fusion_weight": args.fusion_weight}
+    rec.settings = replace(rec.settings, **{k: v for k, v in overrides.items() if v is not None})
+    results = rec.recommend_many(args.user, args.k, candidates=args.candidates_list, explain=not args.no_explain)
+    if args.json:
+        print(json.dumps({u: [r.to_dict() for r in recs] for u, recs in results.items()}, indent=2))
+        return
+    for user, recs in results.items():
+        _print_recommendations(user, recs)
+
+
+def _print_recommendations(user: str, recs: Sequence[Any]) -> None:
+    print(f"\nuser {user}: top {len(recs)}")
+    for r in recs:
+        llm = f"  llm {r.llm_logprob:6.2f}" if r.llm_logprob is not None else ""
+        print(f"{r.rank:>3}. {r.title}  [item {r.item_id}]  score {r.score:+.2f}  gnn {r.gnn_score:.2f}{llm}")
+        if r.explanation:
+            for line in textwrap.wrap(f"{r.explanation} ({r.explanation_source})", 100):
+                print(f"       {line}")
+        for n in sorted({n for n, e in enumerate(r.evidence, 1) if set(e.fact_ids) & set(r.cited_facts)}):
+            print(f"       [{n}] {r.evidence[n - 1].text}  ({', '.join(r.evidence[n - 1].fact_ids)})")
 
 
 # ---- kerec quickstart ------------------------------------------------------------------------------
@@ -334,13 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
                              ("--reg", float, "L2 weight on layer-0 embeddings"),
                              ("--negatives", int, "negatives per positive"),
                              ("--lambda-k", float, "weight of the KG loss L_K (0 = ablation without L_K)"),
+                             ("--lambda-a", float, "weight of the graph–text alignment L_A"),
                              ("--patience", int, "validation checks without improvement before stopping")):
         default = getattr(defaults, flag[2:].replace("-", "_"))
         p.add_argument(flag, type=kind, default=None, help=f"{what} (default {default})")
     p.add_argument("--cold-start", type=float, default=None, metavar="FRACTION",
                    help="set this share of items aside with all their interactions; `kerec eval retriever` then "
                         "also ranks them from text and KG alone (e.g. 0.1)")
-    p.add_argument("--out", default="runs/retriever", help="folder for retriever.pt and TensorBoard logs")
+    p.add_argument("--out", default=None,
+                   help="folder for retriever.pt and TensorBoard logs (default: $KEREC_HOME/retriever, where "
+                        "`kerec recommend` looks; KEREC_HOME defaults to ~/.cache/kerec)")
     p.set_defaults(func=cmd_train_retriever)
 
     evalp = top.add_parser("eval", help="evaluate a stage").add_subparsers(dest="sub", required=True, metavar="SUB")
@@ -352,6 +386,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("pop",), default=None, help="evaluate the popularity baseline instead")
     p.add_argument("--part", choices=("valid", "test"), default="test")
     p.set_defaults(func=cmd_eval_retriever)
+
+    p = top.add_parser("recommend", help="explained top-k recommendations for users (GNN → KG evidence → LLM)",
+                       description="Recommend with a trained retriever, KG evidence and the LLM ranker; every "
+                                   "explanation's citations are checked against the graph store.")
+    p.add_argument("--user", action="append", required=True, help="user id (repeat for several users)")
+    p.add_argument("-k", type=int, default=10, help="items per user (default 10)")
+    p.add_argument("--checkpoint", default="default",
+                   help="retriever.pt (default: the one `kerec train retriever` wrote under $KEREC_HOME/retriever)")
+    p.add_argument("--data", default=None, help="dataset the retriever was trained on (default: the embedded ml-100k)")
+    p.add_argument("--store", default=None, help="graph store URI holding that dataset (default: an in-process store)")
+    p.add_argument("--llm", default="default",
+                   help="LLM spec: 'default' (SmolLM2-135M-Instruct, transformers on CPU), 'transformers:<id or path>', "
+                        "'vllm:<id>', 'openai:<url>#<model>', or 'none' (GNN ranking, templated explanations)")
+    p.add_argument("--candidates", type=int, default=None, help="GNN candidates the LLM ranks (≤ 20, default 20)")
+    p.add_argument("--candidates-list", nargs="+", default=None, metavar="ITEM", help="rank only these item ids")
+    p.add_argument("--fusion-weight", type=float, default=None,
+                   help="LLM share of the fused score, 0..1 (default: the weight saved beside the checkpoint, else 0)")
+    p.add_argument("--no-explain", action="store_true", help="skip explanations")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_recommend)
     return parser
 
 

@@ -6,6 +6,7 @@ is evaluated once, by :func:`evaluate_retriever`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
 from kerec.gnn.checkpoint import Checkpoint, versions
 from kerec.gnn.distributed import DistContext
 from kerec.gnn.graph import TrainingGraph, build_training_graph
-from kerec.gnn.models import MODELS, Embeddings, Retriever, build_model
+from kerec.gnn.models import MODELS, Embeddings, KnowledgeRetriever, Retriever, build_model
 from kerec.gnn.train import TrainConfig, TensorBoardLogger, TrainState, train
 from kerec.kg import CKGTensors, MemoryStore, build_ckg
+from kerec.kg.evidence import FactScorer
+from kerec.kg.model import Fact
 
 SPLITS = ("random", "loo")
 
@@ -138,6 +141,34 @@ def train_retriever(prepared: Prepared, spec: RetrieverSpec, config: TrainConfig
     state = train(model, graph, config, validate=lambda emb: evaluate_embeddings(emb, prepared, "valid").metrics,
                   callbacks=callbacks, allowed_items=prepared.allowed_items, progress=progress, dist_ctx=dist_ctx)
     return model, graph, state
+
+
+def fact_scorer(model: Retriever, graph: TrainingGraph, emb: Embeddings, user: int,
+                node_index: Mapping[str, Mapping[str, int]], relations: Sequence[str]) -> FactScorer | None:
+    """The GNN's relevance of KG facts to ``user`` (:meth:`KnowledgeRetriever.fact_scores`), for
+    :meth:`~kerec.kg.evidence.EvidenceBuilder.rank`; None for models without fact scores (BPR, LightGCN).
+    ``node_index``: label → id → index as in the store's tensor export; ``relations``: its relation names.
+    Facts touching users or relations the model never saw score 0."""
+    if not isinstance(model, KnowledgeRetriever):
+        return None
+    offsets = {"Item": 0, "Entity": graph.num_items}
+    rel_id = {r: i for i, r in enumerate(relations[: graph.num_relations // 2])}
+
+    def score(facts: Sequence[Fact]) -> list[float]:
+        rows, keep = [], []
+        for n, f in enumerate(facts):
+            if f.head.label in offsets and f.tail.label in offsets and f.relation in rel_id:
+                rows.append((offsets[f.head.label] + node_index[f.head.label][f.head.id], rel_id[f.relation],
+                             offsets[f.tail.label] + node_index[f.tail.label][f.tail.id]))
+                keep.append(n)
+        out = [0.0] * len(facts)
+        if rows:
+            with torch.no_grad():
+                s = model.fact_scores(graph, emb.users[user: user + 1], torch.tensor(rows))[0]
+            for n, v in zip(keep, s.tolist()):
+                out[n] = v
+        return out
+    return score
 
 
 def make_checkpoint(model: Retriever, graph: TrainingGraph, prepared: Prepared, spec: RetrieverSpec,

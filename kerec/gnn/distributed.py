@@ -59,14 +59,14 @@ def init_from_env(device: torch.device | None = None) -> DistContext:
 
 class Objective(nn.Module):
     """The training objective as one module around an unchanged retriever, so DDP can wrap it:
-    ``forward`` returns ``(L_R, L_reg, L_K)`` for a batch and the embeddings it scored."""
+    ``forward`` returns ``(L_R, L_reg, L_K, L_A)`` for a batch and the embeddings it scored."""
 
     def __init__(self, retriever: Retriever) -> None:
         super().__init__()
         self.retriever = retriever
 
     def forward(self, graph: TrainingGraph, users: Tensor, pos: Tensor, neg: Tensor,
-                triples: Tensor, corrupt: Tensor) -> tuple[Tensor, Tensor, Tensor, Embeddings]:
+                triples: Tensor, corrupt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Embeddings]:
         from kerec.gnn.train import bpr_loss
 
         emb = self.retriever(graph)
@@ -74,7 +74,8 @@ class Objective(nn.Module):
         ego_u, ego_i = self.retriever.ego(users, torch.cat([pos, neg.flatten()]))
         loss_reg = (ego_u.pow(2).sum() + ego_i.pow(2).sum()) / len(users)
         loss_k = self.retriever.kg_loss(graph, triples, corrupt) if triples.numel() else torch.zeros((), device=users.device)
-        return loss_r, loss_reg, loss_k, emb
+        loss_a = self.retriever.align_loss(graph, emb, pos)
+        return loss_r, loss_reg, loss_k, loss_a, emb
 
 
 def wrap(objective: Objective, ctx: DistContext) -> nn.Module:

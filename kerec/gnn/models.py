@@ -40,6 +40,10 @@ class Retriever(nn.Module):
     def kg_loss(self, graph: TrainingGraph, triples: Tensor, corrupt_tails: Tensor) -> Tensor:
         return torch.zeros((), device=triples.device)
 
+    def align_loss(self, graph: TrainingGraph, emb: Embeddings, items: Tensor) -> Tensor:
+        """L_A, the graph–text alignment of ``items``; 0 for models without text."""
+        return torch.zeros((), device=items.device)
+
     def item_id_table(self) -> tuple[Tensor, int]:
         """The parameter holding per-item ID embeddings and the row of item 0 in it."""
         raise NotImplementedError  # pragma: no cover - abstract
@@ -118,6 +122,10 @@ class KnowledgeRetriever(Retriever):
         self.entity = nn.Embedding(max(num_entities, 1), embedding_dim)
         self.relation = nn.Embedding(max(num_relations, 1), embedding_dim)
         self.text = nn.Linear(text_dim, embedding_dim, bias=False) if text_dim else None
+        # L_A's own view of the text (RLMRec-Con): a small MLP, so alignment does not just copy the input.
+        self.text_view = nn.Sequential(nn.Linear(text_dim, embedding_dim), nn.LeakyReLU(),
+                                       nn.Linear(embedding_dim, embedding_dim)) if text_dim else None
+        self.align_temperature = 0.2
         for emb in (self.user, self.item, self.entity, self.relation):
             nn.init.xavier_normal_(emb.weight)
 
@@ -176,6 +184,17 @@ class KnowledgeRetriever(Retriever):
         pos_d = (h + r - t).pow(2).sum(-1)
         neg_d = (h + r - neg).pow(2).sum(-1)
         return F.softplus(pos_d - neg_d).mean()
+
+    def align_loss(self, graph: TrainingGraph, emb: Embeddings, items: Tensor) -> Tensor:
+        r"""L_A (RLMRec-Con, Ren et al. WWW 2024): InfoNCE between each item's final graph embedding and
+        an MLP view of its text, the other items of the batch as negatives, temperature 0.2."""
+        if self.text_view is None or graph.item_text is None:
+            return torch.zeros((), device=items.device)
+        items = torch.unique(items)
+        g = F.normalize(emb.items[items], dim=-1)
+        t = F.normalize(self.text_view(graph.item_text[items]), dim=-1)
+        logits = g @ t.T / self.align_temperature
+        return F.cross_entropy(logits, torch.arange(len(items), device=items.device))
 
     def fact_scores(self, graph: TrainingGraph, user_vectors: Tensor, facts: Tensor) -> Tensor:
         r"""How much each KG fact speaks to each user: the affinity of the user's final vector with the

@@ -35,6 +35,7 @@ class TrainConfig:
     reg: float = 1e-4  # L2 on the layer-0 embeddings of each batch, divided by the batch size
     negatives: int = 1
     lambda_k: float = 0.1
+    lambda_a: float = 0.0  # graph–text alignment L_A (kerec model with text only)
     kg_batch_size: int = 4096
     patience: int = 10
     eval_every: int = 1
@@ -45,9 +46,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "negatives", "kg_batch_size", "patience", "eval_every"):
             if getattr(self, name) < 1:
                 raise KerecError(f"train config: {name} must be at least 1, got {getattr(self, name)}")
-        if not (math.isfinite(self.lr) and self.lr > 0) or not (self.reg >= 0 and self.lambda_k >= 0):
-            raise KerecError(f"train config: lr must be a positive number, reg and lambda_k non-negative "
-                             f"(got lr={self.lr}, reg={self.reg}, lambda_k={self.lambda_k})")
+        if not (math.isfinite(self.lr) and self.lr > 0) or not (self.reg >= 0 and self.lambda_k >= 0 and self.lambda_a >= 0):
+            raise KerecError(f"train config: lr must be a positive number, reg, lambda_k and lambda_a non-negative "
+                             f"(got lr={self.lr}, reg={self.reg}, lambda_k={self.lambda_k}, lambda_a={self.lambda_a})")
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> TrainConfig:
@@ -187,9 +188,9 @@ def _epoch(objective: nn.Module, graph: TrainingGraph, config: TrainConfig, opti
             pick = torch.from_numpy(rng.integers(0, triples.shape[0], size=min(config.kg_batch_size, triples.shape[0])))
         corrupt = torch.from_numpy(rng.integers(0, graph.num_kg_nodes, size=pick.numel()))
         batch, neg = ctx.shard(batch), ctx.shard(neg)
-        loss_r, loss_reg, loss_k, _ = objective(graph, batch[:, 0], batch[:, 1], neg,
-                                                triples[ctx.shard(pick)], ctx.shard(corrupt))
-        loss = loss_r + config.reg * loss_reg + config.lambda_k * loss_k
+        loss_r, loss_reg, loss_k, loss_a, _ = objective(graph, batch[:, 0], batch[:, 1], neg,
+                                                        triples[ctx.shard(pick)], ctx.shard(corrupt))
+        loss = loss_r + config.reg * loss_reg + config.lambda_k * loss_k + config.lambda_a * loss_a
         if not torch.isfinite(loss):
             raise TrainingError(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
                                 f"(L_R {loss_r.item():.4g}, L_K {loss_k.item():.4g}); lower the learning rate")

@@ -31,8 +31,9 @@ _NORM_TOLERANCE = 1e-3
 
 def default_cache_dir() -> Path:
     """``$KEREC_HOME/text-cache``, else ``~/.cache/kerec/text-cache``."""
-    home = os.environ.get("KEREC_HOME")
-    return (Path(home) if home else Path.home() / ".cache" / "kerec") / "text-cache"
+    from kerec.assets import kerec_home
+
+    return kerec_home() / "text-cache"
 
 
 def text_key(text: str) -> str:

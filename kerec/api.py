@@ -1,0 +1,321 @@
+"""kerec's public API: ``Recommender.load(...)`` and ``recommend(user, k)``.
+
+One call runs the whole design (DESIGN.md's data flow):
+
+1. the GNN retriever scores the whole catalogue for the user (seen and non-recommendable items masked)
+   and keeps the top ``candidates`` (20);
+2. the graph store gives the routes linking the user's recent history to each candidate; the GNN scores
+   their facts (:func:`kerec.retriever.fact_scorer`) and the best ``evidence_per_item`` are kept;
+3. the LLM reads the ranking prompt (history titles, lettered candidates, each candidate's best evidence)
+   and its probability of each candidate's letter is the LLM score — every answer is a candidate by
+   construction, so no item outside the catalogue can come back;
+4. fused score = ``(1 − w)·z(GNN) + w·z(LLM log-prob)`` (z: standardised over the candidates), with ``w``
+   the fusion weight (``0`` = GNN alone, ``1`` = LLM alone; see :class:`Settings`);
+5. each of the top ``k`` is explained by the LLM citing numbered evidence, checked against the graph store
+   (:mod:`kerec.explain`); what fails the check is never shown.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from kerec.assets import kerec_home
+from kerec.data import KerecError, UnknownIdError
+from kerec.explain import Explanation, grounded, template
+from kerec.kg import GraphStore, MemoryStore, build_ckg, open_store
+from kerec.kg.evidence import Evidence, EvidenceBuilder
+
+if TYPE_CHECKING:
+    from kerec.llm import LLM
+    from kerec.retriever import Prepared
+
+MAX_LLM_CANDIDATES = 20  # letters A–T
+
+
+class EmptyHistoryError(KerecError):
+    """The user has no interactions to recommend from."""
+
+
+def default_checkpoint() -> Path:
+    """Where ``kerec train retriever`` writes by default and ``Recommender.load("default")`` reads."""
+    return kerec_home() / "retriever" / "retriever.pt"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a :class:`Recommender` works; every field has a measured or documented default.
+
+    ``fusion_weight``: LLM share of the fused score (0 = GNN alone). The default 0.0 holds until a weight
+    is chosen on the validation split (``eval/bench_llm_ranking.py`` writes it next to the checkpoint)."""
+
+    candidates: int = 20  # GNN top-N handed to the LLM (≤ 20)
+    evidence_per_item: int = 5  # facts kept per candidate (explanations, API)
+    facts_in_prompt: int = 1  # best evidence per candidate shown in the ranking prompt
+    history_in_prompt: int = 10  # most recent history titles shown to the LLM
+    history_for_evidence: int = 20  # most recent history items paths start from
+    fusion_weight: float = 0.0
+    explanation_tokens: int = 80
+    explanation_attempts: int = 2
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.candidates <= MAX_LLM_CANDIDATES:
+            raise KerecError(f"candidates must be between 1 and {MAX_LLM_CANDIDATES}, got {self.candidates}")
+        if not 0.0 <= self.fusion_weight <= 1.0:
+            raise KerecError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}")
+        for name in ("evidence_per_item", "history_in_prompt", "history_for_evidence", "explanation_tokens",
+                     "explanation_attempts"):
+            if getattr(self, name) < 1:
+                raise KerecError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    title: str
+    score: float  # fused score (higher is better)
+    rank: int  # 1-based
+    gnn_score: float
+    llm_logprob: float | None  # log P(letter) among the candidates; None without an LLM or beyond the top-20
+    explanation: str | None
+    explanation_source: str | None  # "llm", "llm-retry", "template", "none"; None with explain=False
+    evidence: tuple[Evidence, ...]  # numbered [1].. in the explanation
+    cited_facts: tuple[str, ...] = ()  # fact ids behind the explanation's citations, checked in the store
+    rejected: tuple[str, ...] = field(default=(), repr=False)  # explanations that failed the check
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "title": self.title, "rank": self.rank, "score": self.score,
+                "gnn_score": self.gnn_score, "llm_logprob": self.llm_logprob, "explanation": self.explanation,
+                "explanation_source": self.explanation_source, "cited_facts": list(self.cited_facts),
+                "evidence": [{"n": n, "text": e.text, "kind": e.kind, "score": e.score, "fact_ids": list(e.fact_ids)}
+                             for n, e in enumerate(self.evidence, 1)]}
+
+
+class Recommender:
+    """A trained retriever, the graph store of its dataset and (optionally) an LLM. Build with :meth:`load`."""
+
+    def __init__(self, prepared: Prepared, model: Any, graph: Any, store: GraphStore, llm: LLM | None,
+                 settings: Settings = Settings()) -> None:
+        self.prepared, self.model, self.graph, self.store, self.llm, self.settings = (
+            prepared, model, graph, store, llm, settings)
+        with torch.no_grad():
+            self.embeddings = model(graph)
+        self.dataset = prepared.dataset
+        self.evidence = EvidenceBuilder(store)
+        self._node_index = {label: store.node_index(label) for label in ("Item", "Entity")}
+        self._relations = prepared.graph_kg.relations
+
+    @classmethod
+    def load(cls, path: str | Path = "default", *, data: str | None = None, store: str | GraphStore | None = None,
+             llm: str | LLM | None = "default", settings: Settings | None = None) -> Recommender:
+        """``path``: a retriever checkpoint (``kerec train retriever --out``) or "default"
+        (:func:`default_checkpoint`). ``data``: the dataset it was trained on (default: the embedded one);
+        ``store``: None (an in-process store loaded here), a Bolt URI holding the same dataset, or a store;
+        ``llm``: a spec for :func:`kerec.llm.load_llm` ("default" = SmolLM2-135M-Instruct on CPU), an LLM,
+        or None (GNN ranking and templated explanations only)."""
+        from kerec.gnn.checkpoint import Checkpoint
+        from kerec.retriever import load_retriever, prepare_from_checkpoint
+
+        ckpt_path = default_checkpoint() if str(path) == "default" else Path(path)
+        if not ckpt_path.is_file():
+            hint = " (run `kerec train retriever` first; it writes there by default)" if str(path) == "default" else ""
+            raise KerecError(f"no retriever checkpoint at {ckpt_path}{hint}")
+        ckpt = Checkpoint.load(ckpt_path)
+        prepared = prepare_from_checkpoint(ckpt, data)
+        model, graph = load_retriever(ckpt, prepared)
+        graph_store = _open_store(store, prepared)
+        if isinstance(llm, str):
+            from kerec.llm import load_llm
+
+            llm = load_llm(llm)
+        return cls(prepared, model, graph, graph_store, llm, settings or _saved_settings(ckpt_path))
+
+    # ------------------------------------------------------------------ public calls
+    def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True, candidates: Sequence[str] | None = None,
+                  explain: bool = True) -> list[Recommendation]:
+        """The user's top ``k`` items, best first. ``candidates``: rank only these item ids."""
+        return self.recommend_many([user], k, exclude_seen=exclude_seen, candidates=candidates, explain=explain)[user]
+
+    def recommend_many(self, users: Sequence[str], k: int = 10, *, exclude_seen: bool = True,
+                       candidates: Sequence[str] | None = None, explain: bool = True) -> dict[str, list[Recommendation]]:
+        """:meth:`recommend` for many users, the LLM calls batched across them."""
+        if k < 1:
+            raise KerecError(f"k must be at least 1, got {k}")
+        pool = self._candidate_pool(candidates)
+        plans = [self._plan(user, k, exclude_seen, pool) for user in dict.fromkeys(users)]
+        self._llm_rank(plans)
+        out = {}
+        for plan in plans:
+            chosen = plan.order()[:k]
+            explanations = self._explain(plan, chosen) if explain else {}
+            out[plan.user] = [self._recommendation(plan, i, rank, explanations.get(i))
+                              for rank, i in enumerate(chosen, 1)]
+        return out
+
+    # ------------------------------------------------------------------ steps
+    def _candidate_pool(self, candidates: Sequence[str] | None) -> np.ndarray | None:
+        if candidates is None:
+            return None
+        if not candidates:
+            raise KerecError("candidates is empty; pass None to rank the whole catalogue")
+        items = self.dataset.items
+        missing = [c for c in candidates if c not in items]
+        if missing:
+            raise UnknownIdError("item", missing[0], f"{len(missing)} candidate(s) are not in the catalogue")
+        return items.indices(list(dict.fromkeys(candidates)))
+
+    def _plan(self, user: str, k: int, exclude_seen: bool, pool: np.ndarray | None) -> _Plan:
+        if user not in self.dataset.users:
+            raise UnknownIdError("user", user, "not in the dataset the retriever was trained on")
+        history = [h.item for h in self.store.history(user)]
+        if not history:
+            raise EmptyHistoryError(f"user {user!r} has no interactions to recommend from; "
+                                    "pass candidates=… or use the chat, which takes preferences in words")
+        u = self.dataset.users.index(user)
+        scores = (self.embeddings.users[u] @ self.embeddings.items.T).numpy().astype(np.float64)
+        allowed = self.prepared.allowed_items.copy()
+        if exclude_seen:
+            allowed[self.dataset.items.indices(history)] = False
+        if pool is not None:
+            mask = np.zeros_like(allowed)
+            mask[pool] = True
+            allowed &= mask
+        ranked = [int(i) for i in np.argsort(-np.where(allowed, scores, -np.inf), kind="stable") if allowed[i]]
+        if not ranked:
+            raise KerecError(f"no item left to recommend to user {user!r} (all candidates seen or not recommendable)")
+        n = min(self.settings.candidates, len(ranked))
+        top = ranked[:n]
+        ids = [self.dataset.items.external(i) for i in top]
+        from kerec.retriever import fact_scorer
+
+        scorer = fact_scorer(self.model, self.graph, self.embeddings, u, self._node_index, self._relations)
+        evidence = self.evidence.rank(
+            self.evidence.collect(history[-self.settings.history_for_evidence:], ids), scorer,
+            top=self.settings.evidence_per_item)
+        return _Plan(user, u, history, top, ranked[n:max(k, n)], scores, evidence)
+
+    def _llm_rank(self, plans: Sequence[_Plan]) -> None:
+        if self.llm is None:  # LLM scores are computed even at weight 0: recommendations report them
+            return
+        from kerec.prompting import load_prompt, ranking_inputs
+
+        prompt = load_prompt("ranking")
+        messages = []
+        for plan in plans:
+            titles = [self.dataset.item_title(self.dataset.items.index(h))
+                      for h in reversed(plan.history[-self.settings.history_in_prompt:])]
+            cand_titles = [self.dataset.item_title(i) for i in plan.top]
+            shown = [e for i in plan.top
+                     for e in plan.evidence[self.dataset.items.external(i)][: self.settings.facts_in_prompt]]
+            facts = [(str(n), e.text) for n, e in enumerate(shown, 1)]
+            messages.append(prompt.messages(**ranking_inputs(titles, cand_titles, facts)))
+        logprobs = self.llm.letter_logprobs(messages, max(len(p.top) for p in plans))
+        for plan, row in zip(plans, logprobs):
+            plan.llm = np.asarray(row[: len(plan.top)], dtype=np.float64)
+            plan.weight = self.settings.fusion_weight
+
+    def _explain(self, plan: _Plan, chosen: Sequence[int]) -> dict[int, Explanation]:
+        out: dict[int, Explanation] = {}
+        history = set(plan.history)
+        ids = {i: self.dataset.items.external(i) for i in chosen}
+        if self.llm is None:
+            return {i: template(plan.evidence.get(ids[i], [])) for i in chosen}
+        from kerec.prompting import explanation_inputs, load_prompt
+
+        prompt = load_prompt("explanation")
+        need = [i for i in chosen if plan.evidence.get(ids[i])]
+        msgs = {i: prompt.messages(**explanation_inputs(
+            self.dataset.item_title(i), [(str(n), e.text) for n, e in enumerate(plan.evidence[ids[i]], 1)]))
+            for i in need}
+        first = dict(zip(need, self.llm.generate([msgs[i] for i in need],
+                                                  max_new_tokens=self.settings.explanation_tokens))) if need else {}
+        for i in chosen:
+            def generate(attempt: int, i: int = i) -> str:
+                if attempt == 0:
+                    return first[i]
+                # A retry samples (temperature 0.7, a new seed) from the same prompt.
+                return self.llm.generate([msgs[i]], max_new_tokens=self.settings.explanation_tokens,  # type: ignore[union-attr]
+                                         temperature=0.7, seed=attempt)[0]
+            out[i] = grounded(generate, plan.evidence.get(ids[i], []), self.store, history, ids[i],
+                              attempts=self.settings.explanation_attempts)
+        return out
+
+    def _recommendation(self, plan: _Plan, item: int, rank: int, exp: Explanation | None) -> Recommendation:
+        ident = self.dataset.items.external(item)
+        pos = plan.position.get(item)
+        return Recommendation(
+            item_id=ident, title=self.dataset.item_title(item), score=float(plan.fused().get(item, plan.scores[item])),
+            rank=rank, gnn_score=float(plan.scores[item]),
+            llm_logprob=float(plan.llm[pos]) if plan.llm is not None and pos is not None else None,
+            explanation=exp.text if exp else None, explanation_source=exp.source if exp else None,
+            evidence=tuple(plan.evidence.get(ident, ())), cited_facts=exp.fact_ids if exp else (),
+            rejected=exp.rejected if exp else ())
+
+
+@dataclass
+class _Plan:
+    """One user's request in flight."""
+
+    user: str
+    index: int
+    history: list[str]
+    top: list[int]  # GNN top-N (LLM candidates), best first
+    rest: list[int]  # further items in GNN order, when k > N
+    scores: np.ndarray  # GNN scores of every item
+    evidence: dict[str, list[Evidence]]
+    llm: np.ndarray | None = None  # (N,) letter log-probs
+    weight: float = 0.0
+
+    @property
+    def position(self) -> dict[int, int]:
+        return {i: n for n, i in enumerate(self.top)}
+
+    def fused(self) -> dict[int, float]:
+        gnn = _z(self.scores[self.top])
+        if self.llm is None:
+            return dict(zip(self.top, gnn))
+        return dict(zip(self.top, (1 - self.weight) * gnn + self.weight * _z(self.llm)))
+
+    def order(self) -> list[int]:
+        fused = self.fused()
+        # Stable: equal fused scores keep the GNN order.
+        return sorted(self.top, key=lambda i: -fused[i]) + self.rest
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def _open_store(store: str | GraphStore | None, prepared: Prepared) -> GraphStore:
+    if isinstance(store, GraphStore):
+        graph_store = store
+    else:
+        graph_store = open_store(store) if store else MemoryStore()
+    info = graph_store.info()
+    if info is None and isinstance(graph_store, MemoryStore):
+        graph_store.load(build_ckg(prepared.dataset), progress=False)
+        info = graph_store.info()
+    if info is None or not info.complete:
+        raise KerecError(f"graph store {graph_store.uri} holds no complete dataset; load it with `kerec kg load`")
+    if info.fingerprint != prepared.dataset.fingerprint:
+        raise KerecError(f"graph store {graph_store.uri} holds dataset {info.name!r} ({info.fingerprint[:12]}), "
+                         f"not the retriever's {prepared.dataset.name!r} ({prepared.dataset.fingerprint[:12]})")
+    return graph_store
+
+
+def _saved_settings(checkpoint: Path) -> Settings:
+    """Settings saved beside a checkpoint (``<name>.settings.json``, written by the fusion benchmark)."""
+    import json
+
+    path = checkpoint.with_suffix(".settings.json")
+    if not path.is_file():
+        return Settings()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    known = set(Settings.__dataclass_fields__)
+    return replace(Settings(), **{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,105 @@
+"""kerec.api on the synthetic dataset (tests/gnn/synthetic.py: each user likes one of 4 genres), with a
+real retriever trained here and the in-process graph store. The LLM stage runs with the real SmolLM2 in
+tests/test_api_llm.py; these tests cover everything around it (llm=None: GNN order, templated reasons)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kerec.api import EmptyHistoryError, Recommender, Settings
+from kerec.data import KerecError, UnknownIdError, load_dataset
+from kerec.kg import MemoryStore, build_ckg
+
+from .conftest import TINY_ATOMIC
+from .gnn.synthetic import GENRES, write_synthetic
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from kerec.cli import main
+
+    root = tmp_path_factory.mktemp("api")
+    data = write_synthetic(root / "synth")
+    # One user listed in .user but without any interaction: the empty-history case.
+    (data / "synth.user").write_text("user_id:token\tage:token\n" + "".join(f"u{u}\t30\n" for u in range(40)) + "u_new\t20\n")
+    out = root / "run"
+    assert main(["train", "retriever", "--data", str(data), "--no-text", "--dim", "16", "--epochs", "40",
+                 "--batch-size", "64", "--lr", "0.01", "--out", str(out)]) == 0
+    return data, out / "retriever.pt"
+
+
+@pytest.fixture(scope="module")
+def rec(trained: tuple[Path, Path]) -> Recommender:
+    data, ckpt = trained
+    return Recommender.load(ckpt, data=str(data), llm=None)
+
+
+def genre(item: str) -> int:
+    return int(item[1:]) % GENRES
+
+
+def test_recommend_finds_the_planted_genre_and_skips_seen_items(rec: Recommender) -> None:
+    hits = 0
+    for u in range(8):
+        recs = rec.recommend(f"u{u}", k=3)
+        seen = {h.item for h in rec.store.history(f"u{u}")}
+        assert [r.rank for r in recs] == [1, 2, 3]
+        assert all(r.item_id in rec.dataset.items and r.item_id not in seen for r in recs)
+        assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+        hits += sum(genre(r.item_id) == u % GENRES for r in recs)
+    assert hits >= 18  # of 24; a random ranker expects 6
+
+
+def test_explanations_without_llm_are_templated_from_real_facts(rec: Recommender) -> None:
+    for r in rec.recommend("u1", k=4):
+        assert r.explanation_source in ("template", "none") and r.llm_logprob is None
+        if r.evidence:
+            assert r.explanation.startswith("Recommended because") and "[1]" in r.explanation
+            found = rec.store.facts(list(r.cited_facts))
+            assert set(found) == set(r.cited_facts) and r.cited_facts
+            assert any(r.item_id in (f.head.id, f.tail.id) for f in found.values())
+        assert "m." not in (r.explanation or "")  # raw Freebase-style ids are never shown as names
+
+
+def test_candidates_restrict_and_exclude_seen_can_be_off(rec: Recommender) -> None:
+    recs = rec.recommend("u0", k=5, candidates=["i1", "i2", "i3"], explain=False)
+    assert {r.item_id for r in recs} <= {"i1", "i2", "i3"} and len(recs) <= 3
+    assert all(r.explanation is None for r in recs)
+    seen = [h.item for h in rec.store.history("u0")]
+    recs = rec.recommend("u0", k=2, candidates=seen[:2], exclude_seen=False, explain=False)
+    assert {r.item_id for r in recs} == set(seen[:2])
+
+
+def test_batched_equals_single(rec: Recommender) -> None:
+    many = rec.recommend_many(["u2", "u3"], k=3, explain=False)
+    assert [r.item_id for r in many["u2"]] == [r.item_id for r in rec.recommend("u2", k=3, explain=False)]
+    assert set(many) == {"u2", "u3"}
+
+
+def test_bad_requests_are_specific(rec: Recommender) -> None:
+    with pytest.raises(UnknownIdError, match="nobody"):
+        rec.recommend("nobody")
+    with pytest.raises(UnknownIdError, match="i999"):
+        rec.recommend("u0", candidates=["i1", "i999"])
+    with pytest.raises(EmptyHistoryError, match="u_new"):
+        rec.recommend("u_new")
+    with pytest.raises(KerecError, match="k must be at least 1"):
+        rec.recommend("u0", k=0)
+    seen = [h.item for h in rec.store.history("u0")]
+    with pytest.raises(KerecError, match="no item left"):
+        rec.recommend("u0", candidates=seen)
+    with pytest.raises(KerecError, match="candidates must be between 1 and 20"):
+        Settings(candidates=21)
+
+
+def test_store_of_another_dataset_and_missing_default_checkpoint(trained: tuple[Path, Path], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    data, ckpt = trained
+    other = MemoryStore()
+    other.load(build_ckg(load_dataset(TINY_ATOMIC)), progress=False)
+    with pytest.raises(KerecError, match="holds dataset 'tiny'"):
+        Recommender.load(ckpt, data=str(data), store=other, llm=None)
+    monkeypatch.setenv("KEREC_HOME", str(tmp_path))
+    with pytest.raises(KerecError, match="run `kerec train retriever` first"):
+        Recommender.load("default", llm=None)
