@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 MAX_LLM_CANDIDATES = 20  # letters A–T
 
 
-class EmptyHistoryError(KerecError):
-    """The user has no interactions to recommend from."""
-
-
 def default_checkpoint() -> Path:
     """Where ``kerec train retriever`` writes by default and ``Recommender.load("default")`` reads."""
     return kerec_home() / "retriever" / "retriever.pt"
@@ -85,12 +81,14 @@ class Recommendation:
     explanation_source: str | None  # "llm", "llm-retry", "template", "none"; None with explain=False
     evidence: tuple[Evidence, ...]  # numbered [1].. in the explanation
     cited_facts: tuple[str, ...] = ()  # fact ids behind the explanation's citations, checked in the store
+    basis: str = "gnn"  # "gnn", or "popularity" for a user without history (cold user)
     rejected: tuple[str, ...] = field(default=(), repr=False)  # explanations that failed the check
 
     def to_dict(self) -> dict[str, Any]:
         return {"item_id": self.item_id, "title": self.title, "rank": self.rank, "score": self.score,
                 "gnn_score": self.gnn_score, "llm_logprob": self.llm_logprob, "explanation": self.explanation,
                 "explanation_source": self.explanation_source, "cited_facts": list(self.cited_facts),
+                "basis": self.basis,
                 "evidence": [{"n": n, "text": e.text, "kind": e.kind, "score": e.score, "fact_ids": list(e.fact_ids)}
                              for n, e in enumerate(self.evidence, 1)]}
 
@@ -108,6 +106,9 @@ class Recommender:
         self.evidence = EvidenceBuilder(store)
         self._node_index = {label: store.node_index(label) for label in ("Item", "Entity")}
         self._relations = prepared.graph_kg.relations
+        from kerec.eval import popularity_scores
+
+        self._popularity = popularity_scores(prepared.split.train, self.dataset.num_items).numpy().astype(np.float64)
 
     @classmethod
     def load(cls, path: str | Path = "default", *, data: str | None = None, store: str | GraphStore | None = None,
@@ -172,12 +173,14 @@ class Recommender:
         if user not in self.dataset.users:
             raise UnknownIdError("user", user, "not in the dataset the retriever was trained on")
         history = [h.item for h in self.store.history(user)]
-        if not history:
-            raise EmptyHistoryError(f"user {user!r} has no interactions to recommend from; "
-                                    "pass candidates=… or use the chat, which takes preferences in words")
         u = self.dataset.users.index(user)
-        scores = (self.embeddings.users[u] @ self.embeddings.items.T).numpy().astype(np.float64)
+        if history:
+            scores = (self.embeddings.users[u] @ self.embeddings.items.T).numpy().astype(np.float64)
+        else:  # a cold user: the GNN knows nothing of them; popularity, then the LLM and KG attributes
+            scores = self._popularity
         allowed = self.prepared.allowed_items.copy()
+        if k > int(allowed.sum()):
+            raise KerecError(f"k={k} is more than the {int(allowed.sum())} items that can be recommended")
         if exclude_seen:
             allowed[self.dataset.items.indices(history)] = False
         if pool is not None:
@@ -196,7 +199,7 @@ class Recommender:
         evidence = self.evidence.rank(
             self.evidence.collect(history[-self.settings.history_for_evidence:], ids), scorer,
             top=self.settings.evidence_per_item)
-        return _Plan(user, u, history, top, ranked[n:max(k, n)], scores, evidence)
+        return _Plan(user, u, history, top, ranked[n:max(k, n)], scores, evidence, "gnn" if history else "popularity")
 
     def _llm_rank(self, plans: Sequence[_Plan]) -> None:
         if self.llm is None:  # LLM scores are computed even at weight 0: recommendations report them
@@ -253,7 +256,7 @@ class Recommender:
             llm_logprob=float(plan.llm[pos]) if plan.llm is not None and pos is not None else None,
             explanation=exp.text if exp else None, explanation_source=exp.source if exp else None,
             evidence=tuple(plan.evidence.get(ident, ())), cited_facts=exp.fact_ids if exp else (),
-            rejected=exp.rejected if exp else ())
+            rejected=exp.rejected if exp else (), basis=plan.basis)
 
 
 @dataclass
@@ -267,6 +270,7 @@ class _Plan:
     rest: list[int]  # further items in GNN order, when k > N
     scores: np.ndarray  # GNN scores of every item
     evidence: dict[str, list[Evidence]]
+    basis: str = "gnn"
     llm: np.ndarray | None = None  # (N,) letter log-probs
     weight: float = 0.0
 

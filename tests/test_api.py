@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kerec.api import EmptyHistoryError, Recommender, Settings
+from kerec.api import Recommender, Settings
 from kerec.data import KerecError, UnknownIdError, load_dataset
 from kerec.kg import MemoryStore, build_ckg
 
@@ -77,13 +77,25 @@ def test_batched_equals_single(rec: Recommender) -> None:
     assert set(many) == {"u2", "u3"}
 
 
+def test_a_user_without_history_gets_popular_items_flagged(rec: Recommender) -> None:
+    recs = rec.recommend("u_new", k=5)
+    from kerec.eval import popularity_scores
+
+    counts = popularity_scores(rec.prepared.split.train, rec.dataset.num_items).tolist()
+    assert all(r.basis == "popularity" for r in recs)
+    assert [counts[rec.dataset.items.index(r.item_id)] for r in recs] == sorted(counts, reverse=True)[:5]
+    # No history, so no paths: evidence is the items' own attributes.
+    assert all(e.kind == "attribute" for r in recs for e in r.evidence)
+    assert rec.recommend("u0", k=1)[0].basis == "gnn"
+
+
 def test_bad_requests_are_specific(rec: Recommender) -> None:
     with pytest.raises(UnknownIdError, match="nobody"):
         rec.recommend("nobody")
     with pytest.raises(UnknownIdError, match="i999"):
         rec.recommend("u0", candidates=["i1", "i999"])
-    with pytest.raises(EmptyHistoryError, match="u_new"):
-        rec.recommend("u_new")
+    with pytest.raises(KerecError, match="k=49 is more than the 48 items"):
+        rec.recommend("u0", k=49)
     with pytest.raises(KerecError, match="k must be at least 1"):
         rec.recommend("u0", k=0)
     seen = [h.item for h in rec.store.history("u0")]
