@@ -57,12 +57,15 @@ class Settings:
     fusion_weight: float = 0.0
     explanation_tokens: int = 80
     explanation_attempts: int = 2
+    history: str = "store"  # "store": the user's interactions in the graph store; "train": the training split only (evaluation)
 
     def __post_init__(self) -> None:
         if not 1 <= self.candidates <= MAX_LLM_CANDIDATES:
             raise KerecError(f"candidates must be between 1 and {MAX_LLM_CANDIDATES}, got {self.candidates}")
         if not 0.0 <= self.fusion_weight <= 1.0:
             raise KerecError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}")
+        if self.history not in ("store", "train"):
+            raise KerecError(f"history must be 'store' or 'train', got {self.history!r}")
         for name in ("evidence_per_item", "history_in_prompt", "history_for_evidence", "explanation_tokens",
                      "explanation_attempts"):
             if getattr(self, name) < 1:
@@ -93,6 +96,16 @@ class Recommendation:
                              for n, e in enumerate(self.evidence, 1)]}
 
 
+@dataclass(frozen=True)
+class CandidateScores:
+    """One user's candidates in the order the LLM saw them, with both scores (see :meth:`Recommender.score_candidates`)."""
+
+    user: str
+    items: list[str]
+    gnn: np.ndarray  # (N,) GNN dot-product scores
+    llm: np.ndarray | None  # (N,) letter log-probs, None without an LLM
+
+
 class Recommender:
     """A trained retriever, the graph store of its dataset and (optionally) an LLM. Build with :meth:`load`."""
 
@@ -108,6 +121,7 @@ class Recommender:
         self._relations = prepared.graph_kg.relations
         from kerec.eval import popularity_scores
 
+        self._train_hist: dict[int, list[str]] | None = None
         self._popularity = popularity_scores(prepared.split.train, self.dataset.num_items).numpy().astype(np.float64)
 
     @classmethod
@@ -169,15 +183,54 @@ class Recommender:
             raise UnknownIdError("item", missing[0], f"{len(missing)} candidate(s) are not in the catalogue")
         return items.indices(list(dict.fromkeys(candidates)))
 
-    def _plan(self, user: str, k: int, exclude_seen: bool, pool: np.ndarray | None) -> _Plan:
+    def score_candidates(self, users: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[CandidateScores]:
+        """GNN and LLM scores of each user's candidates, presented to the LLM in the order given (the
+        20-candidate protocol: shuffle them first). Seen items are not removed."""
+        if len(users) != len(candidates):
+            raise KerecError(f"{len(users)} users but {len(candidates)} candidate lists")
+        plans = []
+        for user, cands in zip(users, candidates):
+            pool = self._candidate_pool(cands)
+            if len(pool) > MAX_LLM_CANDIDATES:
+                raise KerecError(f"at most {MAX_LLM_CANDIDATES} candidates can be lettered, got {len(pool)}")
+            history, u, scores = self._user(user)
+            plans.append(self._with_evidence(user, u, history, [int(i) for i in pool], [], scores))
+        self._llm_rank(plans)
+        return [CandidateScores(p.user, [self.dataset.items.external(i) for i in p.top], p.scores[p.top], p.llm)
+                for p in plans]
+
+    def history(self, user: str) -> list[str]:
+        """The user's items, oldest first, as :attr:`Settings.history` says (store or training split)."""
+        return self._user(user)[0]
+
+    def _user(self, user: str) -> tuple[list[str], int, np.ndarray]:
         if user not in self.dataset.users:
             raise UnknownIdError("user", user, "not in the dataset the retriever was trained on")
-        history = [h.item for h in self.store.history(user)]
         u = self.dataset.users.index(user)
+        if self.settings.history == "train":
+            history = self._train_history().get(u, [])
+        else:
+            history = [h.item for h in self.store.history(user)]
         if history:
             scores = (self.embeddings.users[u] @ self.embeddings.items.T).numpy().astype(np.float64)
         else:  # a cold user: the GNN knows nothing of them; popularity, then the LLM and KG attributes
             scores = self._popularity
+        return history, u, scores
+
+    def _train_history(self) -> dict[int, list[str]]:
+        if self._train_hist is None:
+            inter = self.dataset.interactions
+            stamps = np.nan_to_num(inter.timestamp, nan=0.0)  # no timestamps: item id order
+            when = {(int(u), int(i)): float(t) for u, i, t in zip(inter.user, inter.item, stamps)}
+            pairs = sorted((int(u), when.get((int(u), int(i)), 0.0), self.dataset.items.external(int(i)))
+                           for u, i in self.prepared.split.train)
+            self._train_hist = {}
+            for u, _, item in pairs:
+                self._train_hist.setdefault(u, []).append(item)
+        return self._train_hist
+
+    def _plan(self, user: str, k: int, exclude_seen: bool, pool: np.ndarray | None) -> _Plan:
+        history, u, scores = self._user(user)
         allowed = self.prepared.allowed_items.copy()
         if k > int(allowed.sum()):
             raise KerecError(f"k={k} is more than the {int(allowed.sum())} items that can be recommended")
@@ -191,15 +244,18 @@ class Recommender:
         if not ranked:
             raise KerecError(f"no item left to recommend to user {user!r} (all candidates seen or not recommendable)")
         n = min(self.settings.candidates, len(ranked))
-        top = ranked[:n]
-        ids = [self.dataset.items.external(i) for i in top]
+        return self._with_evidence(user, u, history, ranked[:n], ranked[n:max(k, n)], scores)
+
+    def _with_evidence(self, user: str, u: int, history: list[str], top: list[int], rest: list[int],
+                       scores: np.ndarray) -> _Plan:
         from kerec.retriever import fact_scorer
 
+        ids = [self.dataset.items.external(i) for i in top]
         scorer = fact_scorer(self.model, self.graph, self.embeddings, u, self._node_index, self._relations)
         evidence = self.evidence.rank(
             self.evidence.collect(history[-self.settings.history_for_evidence:], ids), scorer,
             top=self.settings.evidence_per_item)
-        return _Plan(user, u, history, top, ranked[n:max(k, n)], scores, evidence, "gnn" if history else "popularity")
+        return _Plan(user, u, history, top, rest, scores, evidence, "gnn" if history else "popularity")
 
     def _llm_rank(self, plans: Sequence[_Plan]) -> None:
         if self.llm is None:  # LLM scores are computed even at weight 0: recommendations report them

@@ -115,3 +115,19 @@ def test_store_of_another_dataset_and_missing_default_checkpoint(trained: tuple[
     monkeypatch.setenv("KEREC_HOME", str(tmp_path))
     with pytest.raises(KerecError, match="run `kerec train retriever` first"):
         Recommender.load("default", llm=None)
+
+
+def test_training_history_and_candidate_scores_in_given_order(trained: tuple[Path, Path]) -> None:
+    data, ckpt = trained
+    rec = Recommender.load(ckpt, data=str(data), llm=None, settings=Settings(history="train"))
+    train_items = {rec.dataset.items.external(int(i)) for u, i in rec.prepared.split.train
+                   if u == rec.dataset.users.index("u0")}
+    assert set(rec.history("u0")) == train_items
+    assert len(rec.history("u0")) < len(rec.store.history("u0"))  # valid/test items are held out
+    cands = ["i8", "i1", "i4"]
+    [scores] = rec.score_candidates(["u0"], [cands])
+    assert scores.items == cands and scores.llm is None
+    emb = rec.embeddings
+    u = rec.dataset.users.index("u0")
+    expected = [float(emb.users[u] @ emb.items[rec.dataset.items.index(c)]) for c in cands]
+    assert scores.gnn.tolist() == pytest.approx(expected)
