@@ -199,6 +199,10 @@ class Recommender:
         return [CandidateScores(p.user, [self.dataset.items.external(i) for i in p.top], p.scores[p.top], p.llm)
                 for p in plans]
 
+    def gnn_scores(self, user: str) -> np.ndarray:
+        """shape: (I,) — the retriever's score of every item for ``user`` (popularity for a user without history)."""
+        return self._user(user)[2]
+
     def history(self, user: str) -> list[str]:
         """The user's items, oldest first, as :attr:`Settings.history` says (store or training split)."""
         return self._user(user)[0]

@@ -213,9 +213,12 @@ def _print_cold_start(results: dict[str, RankingResult], prepared: Prepared) -> 
 
 
 def cmd_eval_retriever(args: argparse.Namespace) -> None:
+    if args.checkpoint is None and args.model != "pop":
+        args.checkpoint = default_checkpoint()
+        if not args.checkpoint.is_file():
+            raise KerecError(f"no retriever checkpoint at {args.checkpoint}: run `kerec train retriever` first, "
+                             "give --checkpoint, or --model pop for the popularity baseline")
     if args.checkpoint is None:
-        if args.model != "pop":
-            raise KerecError("give --checkpoint (from `kerec train retriever`), or --model pop for the popularity baseline")
         prepared = prepare(args.data, format=args.format, split=args.split, seed=args.seed, linked_only=not args.all_items)
         result = popularity(prepared, args.part)
     else:
@@ -382,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Evaluate a retriever checkpoint on its own split (test touched once).")
     _add_data_args(p)
     _add_split_args(p)
-    p.add_argument("--checkpoint", default=None, help="retriever.pt from `kerec train retriever`")
+    p.add_argument("--checkpoint", default=None,
+                   help="retriever.pt from `kerec train retriever` (default: the one it wrote under $KEREC_HOME/retriever)")
     p.add_argument("--model", choices=("pop",), default=None, help="evaluate the popularity baseline instead")
     p.add_argument("--part", choices=("valid", "test"), default="test")
     p.set_defaults(func=cmd_eval_retriever)

@@ -136,7 +136,9 @@ def test_kg_serve_stops_its_server_on_sigterm(tmp_path: Path) -> None:
             proc.kill()
 
 
-def test_train_and_eval_retriever(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_and_eval_retriever(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEREC_HOME", str(tmp_path / "home"))
     from .gnn.synthetic import write_synthetic
 
     data = str(write_synthetic(tmp_path / "synth"))
@@ -149,5 +151,5 @@ def test_train_and_eval_retriever(tmp_path: Path, capsys: pytest.CaptureFixture[
     report = capsys.readouterr().out
     assert "test split, full ranking over 48 items, 40 users" in report and "recall" in report
     assert main(["eval", "retriever", "--data", data, "--model", "pop", "--part", "valid"]) == 0
-    assert main(["eval", "retriever", "--data", data]) == 2
-    assert "give --checkpoint" in capsys.readouterr().err
+    assert main(["eval", "retriever", "--data", data]) == 2  # KEREC_HOME is empty here: no default checkpoint
+    assert "run `kerec train retriever` first" in capsys.readouterr().err
