@@ -1,0 +1,38 @@
+"""``load_llm(spec)``: one string names a backend and a model (for config files and the command line)."""
+from __future__ import annotations
+
+from typing import Any
+
+from kerec.llm.base import LLM, LLMError
+from kerec.llm.default_model import DEFAULT_MODEL
+
+SPECS = ("default", "transformers:<model id or folder>", "vllm:<model id or folder>", "openai:<url>#<model>")
+
+
+def load_llm(spec: str, **options: Any) -> LLM:
+    """The backend a spec names; ``options`` go to its constructor (``device=``, ``batch_size=``…).
+
+    ``"default"`` — SmolLM2-135M-Instruct with transformers on CPU; ``"transformers:<id or path>"``;
+    ``"vllm:<id or path>"`` (``vllm:default`` is the converted SmolLM2); ``"openai:<url>#<model>"`` — a
+    vLLM OpenAI-compatible server at ``url`` serving ``model``.
+    """
+    backend, _, rest = spec.partition(":")
+    if spec == DEFAULT_MODEL:
+        backend, rest = "transformers", DEFAULT_MODEL
+    elif backend not in ("transformers", "vllm", "openai") or not rest:
+        raise LLMError(f"unknown LLM spec {spec!r}; expected one of: {', '.join(SPECS)}")
+    if backend == "transformers":
+        from kerec.llm.transformers_backend import TransformersLLM
+
+        return TransformersLLM(rest, **options)
+    if backend == "vllm":
+        from kerec.llm.vllm_backend import VLLMLLM
+
+        return VLLMLLM(rest, **options)
+    url, _, model = rest.rpartition("#")
+    if not url or not model:
+        raise LLMError(f"LLM spec {spec!r} lacks the model: write openai:<url>#<model>, "
+                       "e.g. openai:http://127.0.0.1:8000#SmolLM2")
+    from kerec.llm.openai_backend import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM(url, model, **options)

