@@ -269,8 +269,8 @@ class Recommender:
         prompt = load_prompt("ranking")
         messages = []
         for plan in plans:
-            titles = [self.dataset.item_title(self.dataset.items.index(h))
-                      for h in reversed(plan.history[-self.settings.history_in_prompt:])]
+            titles = [self.dataset.item_title(self.dataset.items.index(h))  # oldest first, as the prompt says
+                      for h in plan.history[-self.settings.history_in_prompt:]]
             cand_titles = [self.dataset.item_title(i) for i in plan.top]
             shown = [e for i in plan.top
                      for e in plan.evidence[self.dataset.items.external(i)][: self.settings.facts_in_prompt]]
