@@ -84,6 +84,7 @@ class Recommendation:
     explanation_source: str | None  # "llm", "llm-retry", "template", "none"; None with explain=False
     evidence: tuple[Evidence, ...]  # numbered [1].. in the explanation
     cited_facts: tuple[str, ...] = ()  # fact ids behind the explanation's citations, checked in the store
+    cited: tuple[int, ...] = ()  # the evidence numbers ([1]-based) the explanation cites
     basis: str = "gnn"  # "gnn", or "popularity" for a user without history (cold user)
     rejected: tuple[str, ...] = field(default=(), repr=False)  # explanations that failed the check
 
@@ -91,6 +92,7 @@ class Recommendation:
         return {"item_id": self.item_id, "title": self.title, "rank": self.rank, "score": self.score,
                 "gnn_score": self.gnn_score, "llm_logprob": self.llm_logprob, "explanation": self.explanation,
                 "explanation_source": self.explanation_source, "cited_facts": list(self.cited_facts),
+                "cited": list(self.cited),
                 "basis": self.basis,
                 "evidence": [{"n": n, "text": e.text, "kind": e.kind, "score": e.score, "fact_ids": list(e.fact_ids)}
                              for n, e in enumerate(self.evidence, 1)]}
@@ -316,6 +318,7 @@ class Recommender:
             llm_logprob=float(plan.llm[pos]) if plan.llm is not None and pos is not None else None,
             explanation=exp.text if exp else None, explanation_source=exp.source if exp else None,
             evidence=tuple(plan.evidence.get(ident, ())), cited_facts=exp.fact_ids if exp else (),
+            cited=exp.cited if exp else (),
             rejected=exp.rejected if exp else (), basis=plan.basis)
 
 

@@ -257,7 +257,7 @@ def _print_recommendations(user: str, recs: Sequence[Any]) -> None:
         if r.explanation:
             for line in textwrap.wrap(f"{r.explanation} ({r.explanation_source})", 100):
                 print(f"       {line}")
-        for n in sorted({n for n, e in enumerate(r.evidence, 1) if set(e.fact_ids) & set(r.cited_facts)}):
+        for n in r.cited:
             print(f"       [{n}] {r.evidence[n - 1].text}  ({', '.join(r.evidence[n - 1].fact_ids)})")
 
 
