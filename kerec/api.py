@@ -26,7 +26,7 @@ import torch
 
 from kerec.assets import kerec_home
 from kerec.data import KerecError, UnknownIdError
-from kerec.explain import Explanation, grounded, template
+from kerec.explain import Explanation, check, grounded, template
 from kerec.kg import GraphStore, MemoryStore, build_ckg, open_store
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 
@@ -296,17 +296,23 @@ class Recommender:
         msgs = {i: prompt.messages(**explanation_inputs(
             self.dataset.item_title(i), [(str(n), e.text) for n, e in enumerate(plan.evidence[ids[i]], 1)]))
             for i in need}
-        first = dict(zip(need, self.llm.generate([msgs[i] for i in need],
-                                                  max_new_tokens=self.settings.explanation_tokens))) if need else {}
+        # Attempt 0 greedy, retries sampled (temperature 0.7, seed = attempt) from the same prompt; each
+        # attempt is one batched call over the items whose earlier texts all failed the check.
+        texts: dict[int, list[str]] = {i: [] for i in need}
+        pending = list(need)
+        for attempt in range(self.settings.explanation_attempts):
+            if not pending:
+                break
+            outs = self.llm.generate([msgs[i] for i in pending], max_new_tokens=self.settings.explanation_tokens,
+                                     temperature=0.0 if attempt == 0 else 0.7, seed=attempt)
+            for i, text in zip(pending, outs):
+                texts[i].append(text)
+            pending = [i for i in pending
+                       if check(texts[i][-1], plan.evidence[ids[i]], self.store, history, ids[i])[1] is not None]
         for i in chosen:
-            def generate(attempt: int, i: int = i) -> str:
-                if attempt == 0:
-                    return first[i]
-                # A retry samples (temperature 0.7, a new seed) from the same prompt.
-                return self.llm.generate([msgs[i]], max_new_tokens=self.settings.explanation_tokens,  # type: ignore[union-attr]
-                                         temperature=0.7, seed=attempt)[0]
-            out[i] = grounded(generate, plan.evidence.get(ids[i], []), self.store, history, ids[i],
-                              attempts=self.settings.explanation_attempts)
+            tried = texts.get(i, [])
+            out[i] = grounded(lambda attempt, tried=tried: tried[attempt], plan.evidence.get(ids[i], []), self.store,
+                              history, ids[i], attempts=len(tried))
         return out
 
     def _recommendation(self, plan: _Plan, item: int, rank: int, exp: Explanation | None) -> Recommendation:
