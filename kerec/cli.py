@@ -247,6 +247,12 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         return
     for user, recs in results.items():
         _print_recommendations(user, recs)
+        if args.show:
+            from kerec.kg.show import render, user_subgraph
+
+            path = render(user_subgraph(rec.store, user, [r.item_id for r in recs[:5]]),
+                          Path(args.show) / f"user-{user}-recommended.{args.image_format}")
+            print(f"       picture of the history, linking KG nodes and the top 5: {path}")
 
 
 def _print_recommendations(user: str, recs: Sequence[Any]) -> None:
@@ -409,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LLM share of the fused score, 0..1 (default: the weight saved beside the checkpoint, else 0)")
     p.add_argument("--no-explain", action="store_true", help="skip explanations")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--show", default=None, metavar="DIR",
+                   help="also draw each user's history, linking KG nodes and recommended items into DIR")
+    p.add_argument("--image-format", choices=("png", "svg", "html"), default="png", help="picture format for --show")
     p.set_defaults(func=cmd_recommend)
     return parser
 

@@ -153,3 +153,28 @@ def test_train_and_eval_retriever(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["eval", "retriever", "--data", data, "--model", "pop", "--part", "valid"]) == 0
     assert main(["eval", "retriever", "--data", data]) == 2  # KEREC_HOME is empty here: no default checkpoint
     assert "run `kerec train retriever` first" in capsys.readouterr().err
+
+
+def test_recommend_prints_explained_lists_and_draws(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from .gnn.synthetic import write_synthetic
+
+    monkeypatch.setenv("KEREC_HOME", str(tmp_path / "home"))
+    data = str(write_synthetic(tmp_path / "synth"))
+    assert main(["recommend", "--data", data, "--user", "u0", "--llm", "none"]) == 2
+    assert "run `kerec train retriever` first" in capsys.readouterr().err
+    assert main(["train", "retriever", "--data", data, "--no-text", "--dim", "8", "--epochs", "3",
+                 "--batch-size", "128"]) == 0  # into $KEREC_HOME/retriever, where recommend looks
+    capsys.readouterr()
+    assert main(["recommend", "--data", data, "--user", "u0", "--user", "u1", "-k", "3", "--llm", "none",
+                 "--show", str(tmp_path / "pics")]) == 0
+    out = capsys.readouterr().out
+    assert "user u0: top 3" in out and "user u1: top 3" in out and "Recommended because" in out
+    assert (tmp_path / "pics" / "user-u0-recommended.png").stat().st_size > 1000
+    assert main(["recommend", "--data", data, "--user", "nobody", "--llm", "none"]) == 2
+    assert "nobody" in capsys.readouterr().err
+    assert main(["recommend", "--data", data, "--user", "u0", "-k", "2", "--llm", "none", "--json", "--no-explain"]) == 0
+    import json
+
+    recs = json.loads(capsys.readouterr().out)["u0"]
+    assert [r["rank"] for r in recs] == [1, 2] and recs[0]["explanation"] is None
