@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kerec.data import Dataset, load_dataset
+from kerec.kg import MemoryStore, build_ckg
 from kerec.kg.server import LocalBoltServer
 
 DATA = Path(__file__).parent / "data"
@@ -33,6 +34,14 @@ def tiny_kgat() -> Dataset:
 @pytest.fixture(scope="session")
 def ml100k() -> Dataset:
     return load_dataset()
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny: Dataset) -> MemoryStore:
+    """The tiny dataset in the in-process graph store (read-only for tests)."""
+    s = MemoryStore()
+    s.load(build_ckg(tiny), progress=False)
+    return s
 
 
 class BoltTarget:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from kerec.data import Dataset
 from kerec.explain import NO_EVIDENCE, check, citations, grounded
-from kerec.kg import MemoryStore, build_ckg
+from kerec.kg import MemoryStore
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 from kerec.kg.model import Fact, NodeRef
 
 
 @pytest.fixture(scope="module")
-def store(tiny: Dataset) -> MemoryStore:
-    s = MemoryStore()
-    s.load(build_ckg(tiny), progress=False)
-    return s
+def store(tiny_store: MemoryStore) -> MemoryStore:
+    return tiny_store
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,14 @@ import math
 
 import pytest
 
-from kerec.data import Dataset, UnknownIdError
-from kerec.kg import MemoryStore, build_ckg
+from kerec.data import UnknownIdError
+from kerec.kg import MemoryStore
 from kerec.kg.evidence import EvidenceBuilder, noun
 
 
 @pytest.fixture(scope="module")
-def builder(tiny: Dataset) -> EvidenceBuilder:
-    store = MemoryStore()
-    store.load(build_ckg(tiny), progress=False)
-    return EvidenceBuilder(store)
+def builder(tiny_store: MemoryStore) -> EvidenceBuilder:
+    return EvidenceBuilder(tiny_store)
 
 
 A, G = "Alpha (1990)", "Gamma (1990)"

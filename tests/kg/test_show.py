@@ -34,10 +34,8 @@ def routes(sg: Subgraph) -> set[tuple[str, str, tuple[str, ...]]]:
 
 
 @pytest.fixture(scope="module")
-def store(tiny: Dataset) -> MemoryStore:
-    s = MemoryStore()
-    s.load(build_ckg(tiny), progress=False)
-    return s
+def store(tiny_store: MemoryStore) -> MemoryStore:
+    return tiny_store
 
 
 @pytest.fixture(scope="module")
