@@ -263,9 +263,12 @@ class Recommender:
             top=self.settings.evidence_per_item)
         return _Plan(user, u, history, top, rest, scores, evidence, "gnn" if history else "popularity")
 
-    def _llm_rank(self, plans: Sequence[_Plan]) -> None:
-        if self.llm is None:  # LLM scores are computed even at weight 0: recommendations report them
-            return
+    def ranking_prompts(self, users: Sequence[str]) -> list[list[dict[str, str]]]:
+        """The ranking prompt each user's :meth:`recommend` would send to the LLM (for benchmarks and
+        inspection); seen items excluded, candidates in GNN order."""
+        return self._ranking_messages([self._plan(u, 1, True, None) for u in users])
+
+    def _ranking_messages(self, plans: Sequence[_Plan]) -> list[list[dict[str, str]]]:
         from kerec.prompting import load_prompt, ranking_inputs
 
         prompt = load_prompt("ranking")
@@ -278,10 +281,19 @@ class Recommender:
                      for e in plan.evidence[self.dataset.items.external(i)][: self.settings.facts_in_prompt]]
             facts = [(str(n), e.text) for n, e in enumerate(shown, 1)]
             messages.append(prompt.messages(**ranking_inputs(titles, cand_titles, facts)))
-        logprobs = self.llm.letter_logprobs(messages, max(len(p.top) for p in plans))
-        for plan, row in zip(plans, logprobs):
-            plan.llm = np.asarray(row[: len(plan.top)], dtype=np.float64)
-            plan.weight = self.settings.fusion_weight
+        return messages
+
+    def _llm_rank(self, plans: Sequence[_Plan]) -> None:
+        if self.llm is None:  # LLM scores are computed even at weight 0: recommendations report them
+            return
+        by_size: dict[int, list[_Plan]] = {}
+        for plan in plans:  # letters are renormalised over each prompt's own candidates
+            by_size.setdefault(len(plan.top), []).append(plan)
+        for size, group in by_size.items():
+            logprobs = self.llm.letter_logprobs(self._ranking_messages(group), size)
+            for plan, row in zip(group, logprobs):
+                plan.llm = np.asarray(row, dtype=np.float64)
+                plan.weight = self.settings.fusion_weight
 
     def _explain(self, plan: _Plan, chosen: Sequence[int]) -> dict[int, Explanation]:
         out: dict[int, Explanation] = {}
