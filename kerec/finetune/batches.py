@@ -1,0 +1,109 @@
+"""Samples → token ids → left-padded batches.
+
+A prompt is rendered with the tokenizer's chat template and generation prompt (as
+:class:`kerec.llm.TransformersLLM` renders it at inference time), so the answer starts at the next token.
+The answer's tokens are what the template appends for an assistant turn with that content (the answer text
+and the end-of-turn marker), and only they are trained on. Batches are left-padded: every row ends with its
+answer, so the loss needs logits for the last few positions only (``logits_to_keep``), not the whole
+(B, L, vocab) tensor.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from kerec.finetune.data import InstructionSample
+from kerec.finetune.errors import FinetuneError
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One sample as token ids: ``prompt`` (up to the generation prompt), ``answer`` (may be empty when
+    only scoring)."""
+
+    prompt: list[int]
+    answer: list[int]
+    user: int
+    items: tuple[int, ...]
+    facts: tuple[tuple[int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Shapes: ``input_ids``, ``attention_mask`` (B, L) left-padded; ``labels`` (B, A) — the last A
+    tokens of each row, -100 where a shorter answer leaves room; ``users`` (B,); ``items`` (B, C) with
+    ``item_mask`` (B, C) bool; ``facts`` (B, F, 3) with ``fact_mask`` (B, F) bool."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    labels: Tensor
+    users: Tensor
+    items: Tensor
+    item_mask: Tensor
+    facts: Tensor
+    fact_mask: Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(**{k: v.to(device) for k, v in self.__dict__.items()})
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def render(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    try:
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except Exception as exc:  # jinja raises its own types for a missing or failing template
+        raise FinetuneError(f"cannot apply the tokenizer's chat template ({type(exc).__name__}: {exc}); "
+                            "fine-tuning needs an instruction-tuned model with a chat template") from exc
+
+
+def answer_text(tokenizer: Any, messages: list[dict[str, str]], answer: str) -> str:
+    """What the chat template appends after the generation prompt for an assistant turn ``answer``
+    (``"B<|im_end|>\\n"`` for SmolLM2); ``answer`` + EOS for templates that rewrite earlier turns."""
+    prefix = render(tokenizer, messages)
+    full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": answer}], tokenize=False)
+    if full.startswith(prefix) and answer in full[len(prefix):]:
+        return full[len(prefix):]
+    return answer + (tokenizer.eos_token or "")
+
+
+def encode(tokenizer: Any, sample: InstructionSample, *, with_answer: bool = True) -> Encoded:
+    """Token ids of ``sample`` (no special tokens added beyond the template's)."""
+    prompt = tokenizer.encode(render(tokenizer, sample.messages), add_special_tokens=False)
+    answer = tokenizer.encode(answer_text(tokenizer, sample.messages, sample.answer), add_special_tokens=False) \
+        if with_answer else []
+    return Encoded(prompt, answer, sample.user, sample.items, sample.facts)
+
+
+def collate(rows: Sequence[Encoded], pad_id: int) -> Batch:
+    """Left-pad ``rows`` into one :class:`Batch` (candidate and fact lists padded with masked zeros)."""
+    if not rows:
+        raise FinetuneError("cannot collate an empty batch")
+    seqs = [r.prompt + r.answer for r in rows]
+    width = max(len(s) for s in seqs)
+    answer_width = max(1, max(len(r.answer) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), answer_width), -100, dtype=torch.long)
+    cands = max(len(r.items) for r in rows)
+    facts = max(len(r.facts) for r in rows)
+    items = torch.zeros((len(rows), cands), dtype=torch.long)
+    item_mask = torch.zeros((len(rows), cands), dtype=torch.bool)
+    fact_rows = torch.zeros((len(rows), facts, 3), dtype=torch.long)
+    fact_mask = torch.zeros((len(rows), facts), dtype=torch.bool)
+    for b, (r, s) in enumerate(zip(rows, seqs)):
+        ids[b, width - len(s):] = torch.tensor(s)
+        mask[b, width - len(s):] = 1
+        if r.answer:
+            labels[b, answer_width - len(r.answer):] = torch.tensor(r.answer)
+        items[b, : len(r.items)] = torch.tensor(r.items)
+        item_mask[b, : len(r.items)] = True
+        if r.facts:
+            fact_rows[b, : len(r.facts)] = torch.tensor(r.facts)
+            fact_mask[b, : len(r.facts)] = True
+    return Batch(ids, mask, labels, torch.tensor([r.user for r in rows]), items, item_mask, fact_rows, fact_mask)

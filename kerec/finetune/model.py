@@ -1,0 +1,97 @@
+"""The jointly trained model: the LLM (frozen, LoRA, or QLoRA), the soft-prompt projector and the GNN.
+
+:class:`JointModel` is a plain ``nn.Module`` holding the three as submodules, so one optimiser covers all
+trainable parameters and accelerate/DDP wrap it unchanged. Its ``forward`` returns the three losses;
+the trainer weighs them: ``L = L_LLM + λ_R·L_R + λ_K·L_K``. ``L_LLM`` reaches the GNN through the soft
+prompt (the projector reads the GNN's differentiable user, item and fact vectors).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kerec.finetune.batches import Batch
+from kerec.finetune.errors import FinetuneError
+from kerec.finetune.graph_features import graph_inputs
+from kerec.finetune.soft_prompt import GraphSoftPrompt, splice
+from kerec.gnn.graph import TrainingGraph
+from kerec.gnn.models import Embeddings, KnowledgeRetriever
+from kerec.gnn.train import bpr_loss
+
+ADAPTERS = ("lora", "frozen")
+
+
+class JointModel(nn.Module):
+    """``llm``: a causal LM (transformers or peft-wrapped) exposing ``get_input_embeddings()``;
+    ``gnn``: kerec's retriever; ``projector``: the soft prompt, or None for text-only prompts."""
+
+    def __init__(self, *, llm: nn.Module, gnn: KnowledgeRetriever, projector: GraphSoftPrompt | None) -> None:
+        super().__init__()
+        self.llm, self.gnn, self.projector = llm, gnn, projector
+
+    def logits(self, graph: TrainingGraph, batch: Batch, keep: int, emb: Embeddings | None = None) -> Tensor:
+        """shape: (B, keep, V) — next-token logits at the last ``keep`` positions of each row, with the
+        soft prompt spliced in before the text. ``emb``: this step's ``gnn(graph)`` if already computed."""
+        text = self.llm.get_input_embeddings()(batch.input_ids)
+        mask = batch.attention_mask
+        if self.projector is not None:
+            emb = emb if emb is not None else self.gnn(graph)
+            knowledge = self.gnn.knowledge(graph)
+            soft, soft_mask = self.projector(graph_inputs(self.gnn, graph, emb, knowledge, batch.users, batch.items,
+                                                          batch.item_mask, batch.facts, batch.fact_mask))
+            text, mask = splice(soft, soft_mask, text, mask)
+        # Left padding shifts real tokens right; positions count real tokens only (as at inference).
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.llm(inputs_embeds=text, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
+        return out.logits
+
+    def forward(self, graph: TrainingGraph, batch: Batch, bpr: Sequence[Tensor] | None = None,
+                kg: Sequence[Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """``(L_LLM, L_R, L_K)``. ``bpr``: (users (n,), positives (n,), negatives (n, K)) for BPR over the
+        GNN's embeddings; ``kg``: (triples (m, 3), corrupted tails (m,)) for the KG loss; either may be
+        None (its loss is 0). L_LLM is the mean cross-entropy over answer tokens only."""
+        answer = batch.labels.shape[1]
+        emb = self.gnn(graph) if self.projector is not None or bpr is not None else None
+        logits = self.logits(graph, batch, answer + 1, emb)[:, :-1].float()
+        l_llm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
+        zero = l_llm.new_zeros(())
+        l_r = bpr_loss(emb, *bpr) if bpr is not None else zero
+        l_k = self.gnn.kg_loss(graph, *kg) if kg is not None else zero
+        return l_llm, l_r, l_k
+
+
+def wrap_llm(model: Any, *, adapter: str, quantized: bool, lora_r: int = 8, lora_alpha: int = 16,
+             lora_dropout: float = 0.05, target_modules: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+             gradient_checkpointing: bool = False) -> nn.Module:
+    """The LLM ready to train: ``adapter="lora"`` adds peft LoRA adapters (after
+    ``prepare_model_for_kbit_training`` when ``quantized``: QLoRA); ``"frozen"`` freezes every weight
+    (only the projector and the GNN learn)."""
+    if adapter not in ADAPTERS:
+        raise FinetuneError(f"unknown adapter {adapter!r}; choose one of {', '.join(ADAPTERS)}")
+    if adapter == "frozen":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return model
+    try:
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    except ImportError as exc:
+        raise FinetuneError(f"LoRA needs peft ({exc}); run `pip install peft`") from exc
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [m for m in target_modules if m not in names]
+    if missing:
+        raise FinetuneError(f"llm.target_modules {missing} are not modules of this model; it has e.g. "
+                            f"{sorted(n for n in names if n.endswith('proj'))[:12]}")
+    config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                        target_modules=list(target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, config)

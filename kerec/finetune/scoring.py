@@ -1,0 +1,140 @@
+"""Evaluation hook: candidate-letter log-probabilities from a tuned checkpoint, soft prompt included.
+
+``kerec.llm`` backends take text only, so scoring with graph soft tokens lives here. The letter scoring is
+the one every backend uses (:func:`kerec.llm.base.letter_token_ids`, :func:`~kerec.llm.base.renormalised_letter_logprobs`):
+the probability of each candidate's letter (``"A"`` or ``" A"``) as the first answer token, renormalised
+over the candidates' letters, so the 20-candidate protocol can compare the LLM before and after tuning.
+
+>>> ranker = TunedRanker.load("finetune-runs/cpu-tiny")          # a run folder (its latest) or step-N
+>>> ranker.letter_logprobs(["1", "2"], [cands_1, cands_2])       # (2, 20); history = training split
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from kerec.data import UnknownIdError
+from kerec.finetune import checkpoint as ck
+from kerec.finetune import setup
+from kerec.finetune.batches import Encoded, collate, encode
+from kerec.finetune.data import InstructionBuilder, InstructionSample
+from kerec.finetune.errors import FinetuneError
+from kerec.finetune.model import JointModel
+from kerec.finetune.recipe import Recipe
+from kerec.gnn.checkpoint import Checkpoint
+from kerec.llm.base import flat_ids, letter_token_ids, renormalised_letter_logprobs
+
+
+class TunedRanker:
+    """A tuned joint model ready to score candidate lists. Build with :meth:`load` (or directly from a
+    :class:`~kerec.finetune.model.JointModel` during training)."""
+
+    def __init__(self, model: JointModel, tokenizer: Any, builder: InstructionBuilder, graph: Any, *,
+                 device: str = "cpu", batch_size: int = 8, progress: bool = False) -> None:
+        self.model, self.tokenizer, self.builder, self.graph = model, tokenizer, builder, graph.to(device)
+        self.device, self.batch_size, self.progress = device, batch_size, progress
+        self._letters: dict[int, list[list[int]]] = {}
+
+    @classmethod
+    def load(cls, path: str | Path, *, data: str | None = None, device: str = "cpu", batch_size: int = 8,
+             progress: bool = False) -> TunedRanker:
+        """``path``: a checkpoint folder (``step-N``) or a run folder (its ``latest``); ``data``: the dataset
+        folder if not the recipe's. Fails if the recipe's base LLM is not the one the checkpoint was tuned on."""
+        folder = ck.resolve(path)
+        state = ck.load_state(folder)
+        recipe = Recipe.from_dict(state.recipe, f"{folder}/finetune.pt")
+        prepared, gnn, graph, _ = setup.from_retriever_checkpoint(Checkpoint.load(folder / "retriever.pt"),
+                                                                  data or recipe.dataset.path)
+        base = setup.load_llm(recipe, device)
+        ck.check_base(state.base_model, ck.base_identity(base.name, base.model.config), folder)
+        model = setup.joint_model(replace(recipe, llm=replace(recipe.llm, gradient_checkpointing=False)), base.model, gnn)
+        if model.projector is not None:
+            model.projector.load_state_dict(state.projector)
+        if recipe.llm.adapter == "lora":
+            ck.load_adapter(model.llm, folder)
+        if recipe.llm.quantization is None:
+            model.to(device)
+        else:  # 4-bit weights were placed at load time and cannot be moved
+            gnn.to(device)
+            if model.projector is not None:
+                model.projector.to(device)
+        model.eval()
+        builder = InstructionBuilder(prepared, setup.store_for(prepared), recipe.data, model=gnn, graph=graph)
+        return cls(model, base.tokenizer, builder, graph, device=device, batch_size=batch_size, progress=progress)
+
+    def samples(self, users: Sequence[str], candidates: Sequence[Sequence[str]], *,
+                facts_in_prompt: int | None = None) -> list[InstructionSample]:
+        """Ranking prompts for external user and item ids; the history is the user's whole training split,
+        candidates lettered in the order given. ``facts_in_prompt=0`` shows no facts as text."""
+        if len(users) != len(candidates):
+            raise FinetuneError(f"{len(users)} users but {len(candidates)} candidate lists")
+        ds = self.builder.dataset
+        builder = self.builder
+        if facts_in_prompt is not None and facts_in_prompt != builder.config.facts_in_prompt:
+            builder = _with_config(builder, replace(builder.config, facts_in_prompt=facts_in_prompt))
+        out = []
+        for user, cands in zip(users, candidates):
+            if user not in ds.users:
+                raise UnknownIdError("user", user, "not in the dataset the model was tuned on")
+            missing = [c for c in cands if c not in ds.items]
+            if missing:
+                raise UnknownIdError("item", missing[0], f"{len(missing)} candidate(s) are not in the catalogue")
+            u = ds.users.index(user)
+            items = [ds.items.index(c) for c in cands]
+            history = builder.history.get(u, [])
+            parts = builder.ranking_parts(u, history, items)
+            out.append(InstructionSample("ranking", u, -1, tuple(history), tuple(items), parts.facts, parts.messages, ""))
+        return out
+
+    def letter_logprobs(self, users: Sequence[str], candidates: Sequence[Sequence[str]], *, soft_prompt: bool = True,
+                        facts_in_prompt: int | None = None) -> np.ndarray:
+        """shape: (len(users), C) float64, C the longest list; each row a log-distribution over the letters of
+        its candidates (shorter lists: -inf beyond their length). ``soft_prompt=False`` scores without graph
+        tokens (text only), for the ablation."""
+        return self.score(self.samples(users, candidates, facts_in_prompt=facts_in_prompt), soft_prompt=soft_prompt)
+
+    def score(self, samples: Sequence[InstructionSample], *, soft_prompt: bool = True) -> np.ndarray:
+        """Letter log-probabilities of ranking ``samples`` (see :meth:`letter_logprobs`)."""
+        width = max(len(s.items) for s in samples)
+        out = np.full((len(samples), width), -np.inf)
+        encoded = [encode(self.tokenizer, s, with_answer=False) for s in samples]
+        order = sorted(range(len(samples)), key=lambda i: len(encoded[i].prompt))
+        projector = self.model.projector
+        if not soft_prompt:
+            self.model.projector = None
+        try:
+            starts = range(0, len(order), self.batch_size)
+            for start in tqdm(starts, desc="tuned LLM ranking", disable=not self.progress or len(starts) <= 1):
+                rows = order[start:start + self.batch_size]
+                self._score_rows(rows, [encoded[i] for i in rows], out)
+        finally:
+            self.model.projector = projector
+        return out
+
+    def _score_rows(self, rows: list[int], encoded: list[Encoded], out: np.ndarray) -> None:
+        batch = collate(encoded, self.tokenizer.pad_token_id).to(self.device)
+        with torch.inference_mode():
+            logits = self.model.logits(self.graph, batch, 1)[:, -1].float()
+        logp = torch.log_softmax(logits, -1).cpu()
+        for row, enc, lp in zip(rows, encoded, logp):
+            letters = self._letter_ids(len(enc.items))
+            cols = torch.tensor(flat_ids(letters))
+            out[row, : len(enc.items)] = renormalised_letter_logprobs(lp[cols].numpy()[None], letters)[0]
+
+    def _letter_ids(self, n: int) -> list[list[int]]:
+        if n not in self._letters:
+            self._letters[n] = letter_token_ids(lambda t: self.tokenizer.encode(t, add_special_tokens=False), n)
+        return self._letters[n]
+
+
+def _with_config(builder: InstructionBuilder, config: Any) -> InstructionBuilder:
+    clone = object.__new__(InstructionBuilder)
+    clone.__dict__.update(builder.__dict__)
+    clone.config = config
+    return clone

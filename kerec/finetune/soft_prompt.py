@@ -1,0 +1,124 @@
+r"""Graph soft prompt: GNN vectors → soft tokens in the LLM's input embeddings (G-Retriever / K-RagRec style).
+
+The projector knows nothing of the GNN's code and works with any causal LM exposing
+``get_input_embeddings()``: it receives plain tensors — the user vector, one vector per candidate (letter
+order) and the vectors of the retrieved facts — and returns ``k = graph_tokens + C`` token embeddings:
+
+* ``graph_tokens`` context tokens from ``MLP([u ; s])``, where ``s`` is the retrieved subgraph pooled by
+  attention on the user, :math:`s = \sum_f \mathrm{softmax}_f(u \cdot h_f / \sqrt d)\, h_f`
+  (so the LM loss trains the GNN's fact relevance, too);
+* with ``candidate_tokens``, one token per candidate from ``MLP([c ; u \odot c])`` plus a learned slot
+  embedding of its letter position, in letter order.
+
+Each token is RMS-normalised and scaled per dimension by a learned gain initialised to the RMS of the LLM's
+own input embeddings, so soft tokens start at the scale of word embeddings. :func:`splice` places them
+before the text prompt of each row (after left padding).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class GraphInputs:
+    """What the projector reads, per batch row.
+
+    Shapes: ``user`` (B, d); ``candidates`` (B, C, d); ``candidate_mask`` (B, C) bool — False for padding;
+    ``facts`` (B, F, d); ``fact_mask`` (B, F) bool (F may be 0)."""
+
+    user: Tensor
+    candidates: Tensor
+    candidate_mask: Tensor
+    facts: Tensor
+    fact_mask: Tensor
+
+
+class GraphSoftPrompt(nn.Module):
+    """Projects :class:`GraphInputs` into soft tokens.
+
+    Args (keyword-only): ``graph_dim`` d (the GNN's embedding size); ``llm_dim`` D (the LLM's hidden size);
+    ``graph_tokens`` context tokens (≥ 1); ``candidate_tokens`` adds one token per candidate;
+    ``max_candidates`` slot embeddings (20 letters); ``hidden_dim`` the MLPs' width; ``embedding_rms`` the
+    initial per-dimension gain (the RMS of the LLM's input embeddings).
+
+    Shapes: ``forward`` returns tokens (B, k, D) and their mask (B, k) bool, ``k = graph_tokens + C`` with
+    candidate tokens, else ``graph_tokens``.
+    """
+
+    def __init__(self, *, graph_dim: int, llm_dim: int, graph_tokens: int = 2, candidate_tokens: bool = True,
+                 max_candidates: int = 20, hidden_dim: int = 256, embedding_rms: float = 1.0) -> None:
+        super().__init__()
+        if graph_tokens < 1:
+            raise ValueError(f"graph_tokens must be >= 1, got {graph_tokens}")
+        self.graph_dim, self.llm_dim, self.graph_tokens = graph_dim, llm_dim, graph_tokens
+        self.candidate_tokens, self.max_candidates = candidate_tokens, max_candidates
+        self.context = nn.Sequential(nn.Linear(2 * graph_dim, hidden_dim), nn.GELU(),
+                                     nn.Linear(hidden_dim, graph_tokens * llm_dim))
+        if candidate_tokens:
+            self.candidate = nn.Sequential(nn.Linear(2 * graph_dim, hidden_dim), nn.GELU(),
+                                           nn.Linear(hidden_dim, llm_dim))
+            self.slot = nn.Parameter(torch.zeros(max_candidates, llm_dim))
+        self.gain = nn.Parameter(torch.full((llm_dim,), float(embedding_rms)))
+
+    def num_tokens(self, num_candidates: int) -> int:
+        """k for ``num_candidates`` candidates."""
+        return self.graph_tokens + (num_candidates if self.candidate_tokens else 0)
+
+    def pool(self, user: Tensor, facts: Tensor, fact_mask: Tensor) -> Tensor:
+        """shape: (B, d) — the facts pooled by attention on the user; zeros for a row without facts."""
+        if facts.shape[1] == 0:
+            return torch.zeros_like(user)
+        logits = torch.einsum("bd,bfd->bf", user, facts) / user.shape[-1] ** 0.5
+        logits = logits.masked_fill(~fact_mask, float("-inf"))
+        weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # all-masked rows give NaN: no facts → 0
+        return torch.einsum("bf,bfd->bd", weights, facts)
+
+    def forward(self, inputs: GraphInputs) -> tuple[Tensor, Tensor]:
+        b = inputs.user.shape[0]
+        pooled = self.pool(inputs.user, inputs.facts, inputs.fact_mask)
+        tokens = self.context(torch.cat([inputs.user, pooled], -1)).view(b, self.graph_tokens, self.llm_dim)
+        mask = torch.ones(b, self.graph_tokens, dtype=torch.bool, device=tokens.device)
+        if self.candidate_tokens:
+            c = inputs.candidates.shape[1]
+            if c > self.max_candidates:
+                raise ValueError(f"{c} candidates, but the projector has {self.max_candidates} slots")
+            user = inputs.user.unsqueeze(1).expand_as(inputs.candidates)
+            cand = self.candidate(torch.cat([inputs.candidates, user * inputs.candidates], -1)) + self.slot[:c]
+            tokens = torch.cat([tokens, cand], 1)
+            mask = torch.cat([mask, inputs.candidate_mask], 1)
+        return self._scale(tokens), mask
+
+    def _scale(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, (x.shape[-1],)) * self.gain
+
+
+def splice(soft: Tensor, soft_mask: Tensor, text: Tensor, text_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Insert each row's soft tokens right before its first real text token.
+
+    ``text`` (B, L, D) and ``text_mask`` (B, L) are left-padded (padding first, then the prompt and
+    answer); ``soft`` (B, k, D), ``soft_mask`` (B, k). Returns embeddings (B, k + L, D) laid out as
+    ``[padding | soft tokens | text]`` and their attention mask (B, k + L) (masked soft tokens stay masked),
+    so the text keeps its position at the end of every row.
+    """
+    rows, masks = [], []
+    lengths = text_mask.sum(-1).tolist()
+    width = text.shape[1]
+    for b, n in enumerate(lengths):
+        pad = width - int(n)
+        rows.append(torch.cat([text[b, :pad], soft[b].to(text.dtype), text[b, pad:]]))
+        masks.append(torch.cat([text_mask[b, :pad], soft_mask[b].to(text_mask.dtype), text_mask[b, pad:]]))
+    return torch.stack(rows), torch.stack(masks)
+
+
+def embedding_rms(embeddings: nn.Module) -> float:
+    """The RMS of an input embedding table's entries (the initial soft-token gain). Quantized tables that
+    cannot be read as floats give 1.0 / sqrt(D)."""
+    weight = getattr(embeddings, "weight", None)
+    if weight is None or not weight.dtype.is_floating_point:
+        return 1.0 / (getattr(embeddings, "embedding_dim", 1) ** 0.5)
+    with torch.no_grad():
+        return float(weight.float().pow(2).mean().sqrt())

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from kerec.explain import check
+from kerec.finetune.data import DataConfig, InstructionBuilder, train_histories
+from kerec.finetune.errors import RecipeError
+from kerec.prompting import LETTERS
+
+CONFIG = DataConfig(ranking_samples=30, explanation_samples=6, candidates=10, seed=7)
+
+
+@pytest.fixture(scope="module")
+def samples(synth, synth_store):
+    return InstructionBuilder(synth, synth_store, CONFIG).build(progress=False)
+
+
+def test_same_seed_same_samples_other_seed_others(synth, synth_store, samples) -> None:
+    again = InstructionBuilder(synth, synth_store, CONFIG).build(progress=False)
+    assert [s.to_dict() for s in again] == [s.to_dict() for s in samples]
+    other = InstructionBuilder(synth, synth_store, DataConfig(**{**CONFIG.__dict__, "seed": 8})).build(progress=False)
+    assert [s.to_dict() for s in other] != [s.to_dict() for s in samples]
+
+
+def test_sizes_and_kinds(samples) -> None:
+    kinds = [s.kind for s in samples]
+    assert kinds.count("ranking") == 30 and kinds.count("explanation") == 6
+
+
+def test_training_split_only_and_no_target_in_its_own_history(synth, samples) -> None:
+    train = {(int(u), int(i)) for u, i in synth.split.train}
+    held_out = {(int(u), int(i)) for u, i in synth.split.valid} | {(int(u), int(i)) for u, i in synth.split.test}
+    histories = train_histories(synth)
+    for s in samples:
+        assert (s.user, s.target) in train
+        assert s.target not in s.history
+        assert all((s.user, h) in train for h in s.history)
+        # the history is exactly the training items before the target, oldest first
+        assert list(s.history) == histories[s.user][: histories[s.user].index(s.target)]
+        if s.kind == "ranking":
+            negatives = [i for i in s.items if i != s.target]
+            assert len(s.items) == 10 and len(set(s.items)) == 10
+            assert not any((s.user, i) in train for i in negatives)
+            assert not any((s.user, i) in held_out and i == s.target for i in negatives)
+
+
+def test_answer_letter_names_the_target(synth, samples) -> None:
+    for s in (s for s in samples if s.kind == "ranking"):
+        letter = LETTERS[s.items.index(s.target)]
+        assert s.answer == letter
+        prompt = s.messages[-1]["content"]
+        assert f"{letter}. {synth.dataset.item_title(s.target)}\n" in prompt + "\n"
+        history_block = prompt.split("Candidate items:")[0]
+        assert synth.dataset.item_title(s.target) + "\n" not in history_block + "\n"
+
+
+def test_explanations_cite_real_evidence(synth, synth_store, samples) -> None:
+    ext = synth.dataset.items.external
+    for s in (s for s in samples if s.kind == "explanation"):
+        assert s.cited and s.facts
+        recent = {ext(i) for i in s.history[-CONFIG.history_for_evidence:]}
+        numbers, reason = check(s.answer, s.evidence, synth_store, recent, ext(s.target))
+        assert reason is None, (s.answer, reason)
+        assert numbers == s.cited
+
+
+def test_bad_sizes_are_named() -> None:
+    with pytest.raises(RecipeError, match="data.candidates"):
+        DataConfig(candidates=21)
+    with pytest.raises(RecipeError, match="data.hard_negatives"):
+        DataConfig(candidates=5, hard_negatives=5)

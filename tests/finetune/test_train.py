@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kerec.finetune import setup
+from kerec.finetune.batches import collate, encode
+from kerec.finetune.errors import FinetuneCheckpointError
+from kerec.finetune.scoring import TunedRanker
+from kerec.finetune.train import finetune
+
+from .conftest import tiny_recipe
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_lm_loss_alone_reaches_the_gnn(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path)
+    prepared, gnn, graph, _ = setup.retriever(recipe, progress=False)
+    samples = setup.samples(recipe, prepared, gnn, graph, None, progress=False)[:4]
+    base = setup.load_llm(recipe, "cpu")
+    model = setup.joint_model(recipe, base.model, gnn)
+    batch = collate([encode(base.tokenizer, s) for s in samples], base.tokenizer.pad_token_id)
+    l_llm, l_r, l_k = model(graph, batch)  # no BPR, no KG draws: L_R = L_K = 0
+    assert l_r.item() == 0 and l_k.item() == 0
+    l_llm.backward()
+    for name in ("user.weight", "item.weight", "relation.weight"):
+        grad = dict(gnn.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.llm.named_parameters() if "lora_" in n)
+    assert all(p.grad is None for n, p in model.llm.named_parameters() if "lora_" not in n)  # base frozen
+
+
+def test_frozen_llm_variant_trains_only_projector_and_gnn(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path, llm={"adapter": "frozen"})
+    prepared, gnn, graph, _ = setup.retriever(recipe, progress=False)
+    base = setup.load_llm(recipe, "cpu")
+    model = setup.joint_model(recipe, base.model, gnn)
+    assert not any(p.requires_grad for p in model.llm.parameters())
+    assert all(p.requires_grad for p in model.projector.parameters())
+
+
+def test_joint_training_lowers_the_loss_and_resumes_exactly(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 30, "save_every": 15})
+    result = finetune(recipe, progress=False)
+    first = np.mean([h.loss_llm for h in result.history[:3]])
+    last = np.mean([h.loss_llm for h in result.history[-3:]])
+    assert last < 0.5 * first, (first, last)
+    assert all(h.loss_r > 0 and h.loss_k > 0 for h in result.history)
+    assert (tmp_path / "run" / "latest").read_text() == "step-30"
+    assert (tmp_path / "run" / "step-15" / "adapter" / "adapter_model.safetensors").is_file()
+    assert list((tmp_path / "run").glob("**/events.out.tfevents.*")), "no TensorBoard log"
+
+    # Resuming at step 15 repeats steps 16..30 exactly.
+    resumed = finetune(recipe.replace(out=str(tmp_path / "resumed")), resume=tmp_path / "run" / "step-15", progress=False)
+    assert [h.step for h in resumed.history] == list(range(16, 31))
+    np.testing.assert_allclose([h.loss for h in resumed.history], [h.loss for h in result.history[15:]], rtol=1e-4)
+
+    # The evaluation hook reads the tuned checkpoint: renormalised letter log-probs per candidate list.
+    ranker = TunedRanker.load(tmp_path / "run")
+    ds = ranker.builder.dataset
+    users = [ds.users.external(0), ds.users.external(1)]
+    cands = [[ds.items.external(i) for i in range(8)], [ds.items.external(i) for i in range(8, 13)]]
+    scores = ranker.letter_logprobs(users, cands)
+    assert scores.shape == (2, 8)
+    assert np.allclose(np.exp(scores[0]).sum(), 1) and np.allclose(np.exp(scores[1, :5]).sum(), 1)
+    assert np.isneginf(scores[1, 5:]).all()
+    text_only = ranker.letter_logprobs(users, cands, soft_prompt=False)
+    assert not np.allclose(text_only[0], scores[0])
+
+
+def test_resume_refuses_another_base_model(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 1})
+    finetune(recipe, progress=False)
+    other = tmp_path / "other-llama"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llm)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=1)).save_pretrained(other)
+    tokenizer.save_pretrained(other)
+    with pytest.raises(FinetuneCheckpointError, match="was tuned on base model"):
+        finetune(recipe.replace(llm={"model": str(other)}, out=str(tmp_path / "x")), resume=tmp_path / "run",
+                 progress=False)
