@@ -14,6 +14,7 @@ Steps, each resumable (finished runs are kept as JSON and skipped):
 4. The table: mean ± std over seeds of test Recall/NDCG@10/20, seconds per epoch, epochs, for every
    kerec system and every RecBole result found, written to ``--out``/table.md and table.json.
 
+Several processes may run it at once on the same ``--out`` (a lock file per run keeps them apart).
 Seconds per epoch are medians over a run's epochs, with ``--threads`` torch threads (RecBole is run with
 the same number), so both sides are timed alike; the table says what else shared the machine.
 """
@@ -45,6 +46,11 @@ SYSTEMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "kerec-no-text": ({"model": "kerec", "use_text": False}, {}),
     "kerec-no-lk": ({"model": "kerec"}, {"lambda_k": 0.0}),
 }
+
+
+LABELS = {"pop": "Pop", "bpr": "BPR-MF (kerec's trainer)", "lightgcn": "LightGCN (PyG, kerec's trainer)",
+          "kerec": "kerec: text + KG, L_R + λ_K·L_K", "kerec-no-kg": "kerec without KG (text only)",
+          "kerec-no-text": "kerec without text (KG only)", "kerec-no-lk": "kerec without L_K (λ_K = 0)"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -142,7 +148,7 @@ def table(args: argparse.Namespace) -> str:
     for system in SYSTEMS:
         runs = [json.loads(p.read_text()) for p in sorted(args.out.glob(f"{system}-seed*.json"))]
         if runs:
-            rows.append(_row(f"kerec {system}", runs))
+            rows.append(_row(LABELS[system], runs))
     header = ["system", "runs", *(m.replace("@", "@") for m in METRICS), "s/epoch", "epochs (best/run)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -160,6 +166,18 @@ def _row(name: str, runs: list[dict[str, Any]], capped: int = 0) -> dict[str, An
             "mean": {m: statistics.fmean(r["test"][m] for r in runs) for m in METRICS}, "seeds": [r["seed"] for r in runs]}
 
 
+def _claim(target: Path) -> bool:
+    """Take ``<target>.lock`` (atomically), so that several processes can share one benchmark; a stale
+    lock from a killed run is removed by hand."""
+    import os
+
+    try:
+        os.close(os.open(target.with_suffix(".lock"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -174,11 +192,15 @@ def main(argv: list[str] | None = None) -> int:
                 if target.is_file():
                     print(f"[kerec] {target.name} exists: skipped", flush=True)
                     continue
+                if not _claim(target):
+                    print(f"[kerec] {target.name} is being made by another process: skipped", flush=True)
+                    continue
                 print(f"[kerec] === {system} seed {seed} ===", flush=True)
                 record = run_kerec(args, system, seed)
                 record.update(split=str(args.split), environment=environment(args.threads),
                               finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
                 target.write_text(json.dumps(record, indent=2) + "\n")
+                target.with_suffix(".lock").unlink(missing_ok=True)
                 print(f"[kerec] {system} seed {seed}: test " +
                       ", ".join(f"{m} {record['test'][m]:.4f}" for m in METRICS), flush=True)
     text = table(args)
