@@ -419,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also draw each user's history, linking KG nodes and recommended items into DIR")
     p.add_argument("--image-format", choices=("png", "svg", "html"), default="png", help="picture format for --show")
     p.set_defaults(func=cmd_recommend)
+
+    from kerec.finetune.cli import add_parser as add_finetune, run as run_finetune
+
+    add_finetune(top).set_defaults(func=run_finetune)
     return parser
 
 
