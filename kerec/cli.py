@@ -107,6 +107,9 @@ def cmd_kg_serve(args: argparse.Namespace) -> None:
 
     # SIGTERM (kill, service managers) must stop the Java server too, not orphan it: treat it as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C too, explicitly: a process started by a parent that ignores SIGINT inherits the ignore,
+    # and Python then installs no KeyboardInterrupt handler of its own.
+    signal.signal(signal.SIGINT, _interrupt)
     password = args.password or os.environ.get(ENV_PASSWORD) or None
     server = LocalBoltServer(Path(args.dir), bolt_port=args.port, **({"password": password} if password else {}))
     with server:
