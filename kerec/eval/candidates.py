@@ -1,0 +1,147 @@
+"""The 20-candidate protocol (LLaRA / K-RagRec), moved here from ``eval/bench_llm_ranking.py``.
+
+Random negatives: per held-out user, one held-out item of the split (drawn with the seed) plus
+``negatives`` recommendable items the user never interacted with (in any split), shuffled; the LLM
+letters them A–T in that order. GNN top-20: the candidate retriever's own top-20 (train and valid items
+masked), shuffled; a hit is any of the user's test items. Metrics per user: ACC = HR@1, Recall@3/5 =
+HR@3/5, ValidRatio = the top answer is one of the candidates (1 by construction of letter scoring and of
+score-based ranking). Ties keep the presented (shuffled) order. Every draw is seeded per (seed, part, user),
+so a user's task does not depend on which other users are evaluated.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from kerec.eval.shards import Shard, batches
+from kerec.eval.systems import Trained, score_fn
+
+WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 11))
+PARTS = {"valid": 1, "test": 2}
+CANDIDATE_METRICS = ("acc", "recall@3", "recall@5", "valid_ratio")
+LetterScorer = Callable[[list[str], list[list[str]]], np.ndarray]  # external ids -> (B, C) log-probs
+
+
+@dataclass(frozen=True)
+class Task:
+    user: int
+    items: np.ndarray  # (C,) item indices in the order presented
+    targets: frozenset[int]
+
+
+def _seen(prepared: object) -> dict[int, np.ndarray]:
+    split = prepared.split  # type: ignore[attr-defined]
+    pairs = np.concatenate([split.train, split.valid, split.test])
+    order = np.argsort(pairs[:, 0], kind="stable")
+    users, starts = np.unique(pairs[order, 0], return_index=True)
+    return {int(u): items for u, items in zip(users, np.split(pairs[order, 1], starts[1:]))}
+
+
+def held_out(prepared: object, part: str) -> dict[int, np.ndarray]:
+    pairs = prepared.split.part(part)  # type: ignore[attr-defined]
+    out: dict[int, list[int]] = {}
+    for u, i in pairs:
+        out.setdefault(int(u), []).append(int(i))
+    return {u: np.asarray(v) for u, v in sorted(out.items())}
+
+
+def sample_users(prepared: object, part: str, n: int, seed: int) -> list[int]:
+    """``n`` held-out users of ``part`` (all when n is 0 or larger), drawn with ``seed``, ascending."""
+    users = list(held_out(prepared, part))
+    if n == 0 or n >= len(users):
+        return users
+    rng = np.random.default_rng([seed, PARTS[part]])
+    return sorted(users[j] for j in rng.choice(len(users), size=n, replace=False))
+
+
+def negative_tasks(prepared: object, part: str, users: Sequence[int], seed: int, negatives: int) -> list[Task]:
+    allowed = np.flatnonzero(prepared.allowed_items)  # type: ignore[attr-defined]
+    seen, held = _seen(prepared), held_out(prepared, part)
+    tasks = []
+    for u in users:
+        rng = np.random.default_rng([seed, PARTS[part], u])
+        target = int(rng.choice(held[u]))
+        pool = np.setdiff1d(allowed, seen[u], assume_unique=False)
+        items = np.concatenate([[target], rng.choice(pool, size=min(negatives, pool.size), replace=False)])
+        tasks.append(Task(u, rng.permutation(items), frozenset({target})))
+    return tasks
+
+
+def top_tasks(trained: Trained, users: Sequence[int], seed: int, size: int = 20) -> list[Task]:
+    """The retriever's own top-``size`` per test user (train and valid masked), shuffled with the seed."""
+    prepared = trained.prepared
+    split, held = prepared.split, held_out(prepared, "test")
+    known: dict[int, list[int]] = {}
+    for u, i in np.concatenate([split.train, split.valid]):
+        known.setdefault(int(u), []).append(int(i))
+    scores = score_fn(trained)(np.asarray(users, dtype=np.int64)).numpy()
+    tasks = []
+    for row, u in zip(scores, users):
+        row = row.copy()
+        row[known.get(u, [])] = -np.inf
+        top = np.argsort(-row, kind="stable")[:size]
+        top = top[np.isfinite(row[top])]
+        rng = np.random.default_rng([seed, 3, u])
+        tasks.append(Task(u, rng.permutation(top), frozenset(int(i) for i in held[u])))
+    return tasks
+
+
+def retriever_scores(trained: Trained, tasks: Sequence[Task], batch: int = 512) -> list[np.ndarray]:
+    """The system's scores of each task's candidates, in the presented order."""
+    scorer, out = score_fn(trained), []
+    for chunk in batches(tasks, batch):
+        rows = scorer(np.asarray([t.user for t in chunk], dtype=np.int64)).numpy()
+        out.extend(row[t.items].astype(np.float64) for row, t in zip(rows, chunk))
+    return out
+
+
+def rank_metrics(scores: Sequence[np.ndarray], tasks: Sequence[Task]) -> dict[str, np.ndarray]:
+    """Per-user ACC, Recall@3, Recall@5, ValidRatio of ranking each task's candidates by ``scores``."""
+    out: dict[str, list[float]] = {m: [] for m in CANDIDATE_METRICS}
+    for s, t in zip(scores, tasks):
+        order = t.items[np.argsort(-np.asarray(s), kind="stable")]
+        out["acc"].append(float(int(order[0]) in t.targets))
+        out["recall@3"].append(float(bool(t.targets & set(order[:3].tolist()))))
+        out["recall@5"].append(float(bool(t.targets & set(order[:5].tolist()))))
+        out["valid_ratio"].append(float(int(order[0]) in set(t.items.tolist())))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def z(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def fuse(gnn: Sequence[np.ndarray], llm: Sequence[np.ndarray], weight: float) -> list[np.ndarray]:
+    """``(1 − w)·z(GNN) + w·z(LLM)`` per task, as :class:`kerec.api.Recommender` fuses."""
+    return [(1 - weight) * z(g) + weight * z(lp) for g, lp in zip(gnn, llm)]
+
+
+def choose_weight(gnn: Sequence[np.ndarray], llm: Sequence[np.ndarray], tasks: Sequence[Task]) -> tuple[float, dict[str, float]]:
+    """The fusion weight with the best validation ACC (ties: the smaller weight), and the sweep."""
+    sweep = {w: float(rank_metrics(fuse(gnn, llm, w), tasks)["acc"].mean()) for w in WEIGHTS}
+    best = max(WEIGHTS, key=lambda w: (sweep[w], -w))
+    return best, {str(w): v for w, v in sweep.items()}
+
+
+def llm_scores(scorer: LetterScorer, tasks: Sequence[Task], ids: tuple[object, object], shard: Shard, *,
+               batch: int, label: str, progress: bool = True) -> list[np.ndarray]:
+    """Letter log-probabilities of each task's candidates, streamed into ``shard`` (resumed from it).
+    ``ids``: the dataset's user and item IdMaps (external ids go to the LLM side)."""
+    users_map, items_map = ids
+    done = {u: lp for r in shard.records() for u, lp in zip(r["users"], r["llm"])}
+    todo = [t for t in tasks if t.user not in done]
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=label, unit="user", disable=not progress)
+    for chunk in batches(todo, batch):
+        logprobs = scorer([users_map.external(t.user) for t in chunk],  # type: ignore[attr-defined]
+                          [[items_map.external(int(i)) for i in t.items] for t in chunk])  # type: ignore[attr-defined]
+        rows = [[float(v) for v in lp[: len(t.items)]] for lp, t in zip(logprobs, chunk)]
+        shard.append({"users": [t.user for t in chunk], "llm": rows})
+        done.update({t.user: row for t, row in zip(chunk, rows)})
+        bar.update(len(chunk))
+    bar.close()
+    return [np.asarray(done[t.user], dtype=np.float64) for t in tasks]

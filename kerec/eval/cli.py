@@ -1,0 +1,37 @@
+"""``kerec eval --config FILE`` (wired into ``kerec.cli`` with :func:`configure` / :func:`run`) and
+``python -m kerec.eval --config FILE``."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="evaluation config YAML, e.g. eval/configs/quick.yaml")
+    parser.add_argument("--out", default=None, help="report folder (default: eval/results/<name>)")
+    parser.add_argument("--work", default=None, help="run folder for trained retrievers and shards "
+                                                     "(default: runs/eval/<name>)")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="fresh", action="store_false", default=False,
+                        help="reuse trained retrievers and finished users from the run folder (the default)")
+    resume.add_argument("--fresh", dest="fresh", action="store_true", help="delete the run folder first")
+    parser.add_argument("--check", action="store_true", help="only check the config and exit")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from kerec.eval.config import load_eval_config
+
+    config = load_eval_config(args.config)
+    if args.check:
+        print(f"{args.config}: ok ({len(config.systems)} systems, {len(config.seeds)} seed(s))")
+        return 0
+    from kerec.eval.harness import evaluate
+
+    command = getattr(args, "command_line", None) or "kerec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = evaluate(config, out=args.out, work=args.work, fresh=args.fresh, progress=not args.no_progress,
+                      command=command)
+    print("\n".join(report.headline))
+    print(f"report: {report.out / 'report.md'}")
+    return 0

@@ -1,0 +1,274 @@
+"""``kerec.evaluate(config)``: every system × seed × protocol of one config, into one report.
+
+Work goes to ``runs/eval/<name>/`` (trained retrievers, per-user shards; resumable), the report to
+``eval/results/<name>/`` (``results.json``, ``report.md``, plots). Model selection uses the validation
+split only (early stopping; the fusion weight); the test split is scored once per system and seed.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kerec.eval.config import (FUSED, LLM_SYSTEMS, RETRIEVER_SYSTEMS, EvalConfig, EvalConfigError, dataset_key,
+                               load_eval_config)
+from kerec.eval.report import EvalReport, environment, write_report
+from kerec.eval.shards import Shard
+
+
+def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, work: str | Path | None = None,
+             fresh: bool = False, progress: bool = True, command: str | None = None) -> EvalReport:
+    """Run the evaluation a config describes and write its report. ``config``: an :class:`EvalConfig` or
+    a YAML path; ``out``: report folder (default ``eval/results/<name>``); ``work``: run folder (default
+    ``runs/eval/<name>``); ``fresh``: delete the run folder first instead of resuming from it."""
+    import torch
+
+    if not isinstance(config, EvalConfig):
+        config = load_eval_config(config)
+    out = Path(out) if out is not None else Path("eval") / "results" / config.name
+    work = Path(work) if work is not None else Path("runs") / "eval" / config.name
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    torch.set_num_threads(config.threads)
+    started = time.perf_counter()
+    run = _Run(config, work, progress)
+    results: dict[str, Any] = {"name": config.name, "config": config.to_dict(), "config_file": config.source,
+                               "command": command or "kerec.evaluate(" + repr(config.source or config.name) + ")",
+                               "dataset_key": dataset_key(config), "work": str(work)}
+    if config.anchors.run_recbole:
+        run_recbole(config)
+    if config.protocols.full is not None:
+        results["full"] = run.full()
+    if config.protocols.candidates is not None:
+        results["candidates"] = run.candidates()
+    if config.protocols.explain is not None:
+        results["explain"] = run.explain()
+    if config.protocols.cold_start is not None:
+        results["cold_start"] = run.cold_start()
+    results["training"] = run.training()
+    results["wall_seconds"] = time.perf_counter() - started
+    results["environment"] = environment(config.threads)
+    return write_report(results, run, out)
+
+
+class _Run:
+    """The state of one evaluation: systems, per-user results, the LLM when needed."""
+
+    def __init__(self, config: EvalConfig, work: Path, progress: bool) -> None:
+        from kerec.eval.systems import Systems
+
+        self.config, self.work, self.progress = config, work, progress
+        self.systems = Systems(config, work, progress=progress)
+        self.per_user: dict[tuple[str, int], Any] = {}  # (system, seed) -> FullResult
+        self._llm: Any = None
+        self._recs: dict[int, Any] = {}
+        self._tuned: Any = None
+        self.fusion_weight: float | None = None
+        self.sample_users: list[int] = []
+
+    def shard(self, name: str, key: dict[str, Any]) -> Shard:
+        return Shard(self.work / "shards", name, key)
+
+    # ------------------------------------------------------------------------------------ full ranking
+    def full(self) -> dict[str, Any]:
+        from kerec.eval.full import full_ranking
+        from kerec.eval.systems import train_key
+
+        section = self.config.protocols.full
+        assert section is not None
+        out: dict[str, Any] = {"per_seed": {}, "curve": {}}
+        for seed in self.config.seeds:
+            for system in self.config.retriever_systems:
+                trained = self.systems.get(system, seed)
+                key = {"train": train_key(self.config, system, seed), "full": asdict(section)}
+                result = full_ranking(trained, section, self.shard(f"{system}-seed{seed}-full", key),
+                                      progress=self.progress)
+                self.per_user[(system, seed)] = result
+                out["per_seed"].setdefault(system, {})[str(seed)] = {**result.means, "users": int(result.users.size)}
+                out["curve"].setdefault(system, []).append(result.curve.tolist())
+        out["curve"] = {s: np.mean(np.asarray(c), axis=0).tolist() for s, c in out["curve"].items()}
+        return out
+
+    # -------------------------------------------------------------------------------- 20 candidates
+    def candidates(self) -> dict[str, Any]:
+        from kerec.eval import candidates as cp
+
+        section = self.config.protocols.candidates
+        assert section is not None
+        out: dict[str, Any] = {"all_users": {}, "llm_stage": {}, "fusion": {}}
+        for seed in self.config.seeds:  # every retriever system, every held-out user: cheap
+            prepared = self.systems.prepared()
+            users = cp.sample_users(prepared, "test", 0, seed)
+            tasks = cp.negative_tasks(prepared, "test", users, seed, section.negatives)
+            for system in self.config.retriever_systems:
+                m = cp.rank_metrics(cp.retriever_scores(self.systems.get(system, seed), tasks), tasks)
+                out["all_users"].setdefault(system, {})[str(seed)] = {k: float(v.mean()) for k, v in m.items()} | {"users": len(tasks)}
+        if self.config.llm_systems:
+            for seed in self.config.seeds[: section.llm_seeds]:
+                out["fusion"][str(seed)], stage = self._llm_stage(seed)
+                for variant, rows in stage.items():
+                    for system, m in rows.items():
+                        out["llm_stage"].setdefault(variant, {}).setdefault(system, {})[str(seed)] = m
+        return out
+
+    def _llm_stage(self, seed: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        from kerec.eval import candidates as cp
+        from kerec.eval.systems import train_key
+
+        section = self.config.protocols.candidates
+        assert section is not None
+        cand = self.systems.get(section.retriever, seed)
+        prepared = cand.prepared
+        ids = (prepared.dataset.users, prepared.dataset.items)
+        users = cp.sample_users(prepared, "test", section.users, seed)
+        self.sample_users = self.sample_users or users
+        variants = {"random negatives": cp.negative_tasks(prepared, "test", users, seed, section.negatives),
+                    "GNN top-20": cp.top_tasks(cand, users, seed)}
+        base_key = {"train": train_key(self.config, section.retriever, seed), "candidates": asdict(section),
+                    "llm": asdict(self.config.llm)}
+        llm_systems = [s for s in self.config.systems if s in LLM_SYSTEMS]
+        fused_with = llm_systems[0] if llm_systems else None
+        fusion: dict[str, Any] = {"llm": fused_with}
+        if FUSED in self.config.systems:
+            if section.fusion_weight is not None:
+                fusion["weight"], fusion["chosen_on"] = section.fusion_weight, "config"
+            else:
+                vusers = cp.sample_users(prepared, "valid", section.valid_users, seed)
+                vtasks = cp.negative_tasks(prepared, "valid", vusers, seed, section.negatives)
+                vllm = cp.llm_scores(self._scorer(fused_with, seed), vtasks, ids,
+                                     self.shard(f"{fused_with}-seed{seed}-valid-negatives", base_key | {"part": "valid"}),
+                                     batch=section.batch, label=f"{fused_with} valid seed {seed}", progress=self.progress)
+                weight, sweep = cp.choose_weight(cp.retriever_scores(cand, vtasks), vllm, vtasks)
+                fusion.update(weight=weight, chosen_on=f"valid ACC, {len(vtasks)} users", sweep=sweep)
+            if self.fusion_weight is None:
+                self.fusion_weight = fusion["weight"]
+        stage: dict[str, dict[str, Any]] = {}
+        for variant, tasks in variants.items():
+            gnn = cp.retriever_scores(cand, tasks)
+            rows = {section.retriever: cp.rank_metrics(gnn, tasks),
+                    "random": cp.rank_metrics(cp.retriever_scores(self.systems.get("random", seed), tasks), tasks)}
+            slug = "negatives" if variant == "random negatives" else "top20"
+            for system in llm_systems:
+                llm = cp.llm_scores(self._scorer(system, seed), tasks, ids,
+                                    self.shard(f"{system}-seed{seed}-test-{slug}", base_key | {"part": "test", "variant": slug}),
+                                    batch=section.batch, label=f"{system} {variant} seed {seed}", progress=self.progress)
+                rows[system] = cp.rank_metrics(llm, tasks)
+                if system == fused_with and FUSED in self.config.systems:
+                    rows[FUSED] = cp.rank_metrics(cp.fuse(gnn, llm, fusion["weight"]), tasks)
+            stage[variant] = {s: {k: float(v.mean()) for k, v in m.items()} | {"users": len(tasks)} for s, m in rows.items()}
+        return fusion, stage
+
+    def llm(self) -> Any:
+        if self._llm is None:
+            from kerec.llm import load_llm
+
+            self._llm = load_llm(self.config.llm.spec, batch_size=self.config.llm.batch_size, progress=False)
+        return self._llm
+
+    def recommender(self, seed: int) -> Any:
+        """The API object over the candidate retriever at ``seed``, with the LLM (history: training split)."""
+        if seed not in self._recs:
+            from kerec.api import Recommender, Settings
+
+            section = self.config.protocols.candidates
+            assert section is not None
+            trained = self.systems.get(section.retriever, seed)
+            data = None if self.config.dataset.path == "default" else self.config.dataset.path
+            self._recs[seed] = Recommender.load(trained.checkpoint, data=data, llm=self.llm(),
+                                                settings=Settings(history="train"))
+        return self._recs[seed]
+
+    def _scorer(self, system: str, seed: int) -> Any:
+        if system == "llm":
+            rec = self.recommender(seed)
+            return lambda users, cands: [s.llm for s in rec.score_candidates(users, cands)]
+        if self._tuned is None:
+            from kerec.finetune.scoring import TunedRanker
+
+            data = None if self.config.dataset.path == "default" else self.config.dataset.path
+            self._tuned = TunedRanker.load(self.config.llm.finetune, data=data, batch_size=self.config.llm.batch_size)
+        _, soft, facts = LLM_SYSTEMS[system]
+        tuned = self._tuned
+        return lambda users, cands: tuned.letter_logprobs(users, cands, soft_prompt=soft,
+                                                          facts_in_prompt=None if facts else 0)
+
+    # -------------------------------------------------------------------------- explanations, latency
+    def explain(self) -> dict[str, Any]:
+        from kerec.eval import candidates as cp
+        from kerec.eval.explain import explain_users, summarise
+        from kerec.eval.systems import train_key
+
+        section, cand = self.config.protocols.explain, self.config.protocols.candidates
+        assert section is not None and cand is not None
+        seed = self.config.seeds[0]
+        rec = self.recommender(seed)
+        weight = self.fusion_weight if self.fusion_weight is not None else (cand.fusion_weight or 0.0)
+        rec.settings = replace(rec.settings, fusion_weight=weight)
+        prepared = rec.prepared
+        users = (self.sample_users or cp.sample_users(prepared, "test", cand.users, seed))[: section.users]
+        ext = [prepared.dataset.users.external(u) for u in users]
+        key = {"train": train_key(self.config, cand.retriever, seed), "explain": asdict(section),
+               "llm": asdict(self.config.llm), "fusion_weight": weight, "users": ext}
+        records = explain_users(rec, ext, section.k, self.shard(f"explain-seed{seed}", key), progress=self.progress)
+        self.explained = records
+        return {"seed": seed, "k": section.k, "fusion_weight": weight, **summarise(records),
+                "per_user": [{"user": r["users"][0], "ms": r["ms"], "sources": r["sources"]} for r in records]}
+
+    # ----------------------------------------------------------------------------------- cold start
+    def cold_start(self) -> dict[str, Any]:
+        from kerec.eval.systems import train_key
+        from kerec.retriever import evaluate_cold_start
+
+        section = self.config.protocols.cold_start
+        assert section is not None
+        out: dict[str, Any] = {"fraction": section.fraction, "systems": {}}
+        for seed in self.config.seeds[: section.seeds]:
+            for system in section.systems:
+                shard = self.shard(f"cold-{system}-seed{seed}", {"train": train_key(self.config, system, seed, section.fraction)})
+                records = shard.records()
+                if not records:
+                    t = self.systems.get(system, seed, section.fraction)
+                    res = evaluate_cold_start(t.model, t.graph, t.prepared)
+                    shard.append({"users": [], "result": {name: {**r.metrics, "users": r.num_users} for name, r in res.items()},
+                                  "cold_items": int(t.prepared.cold.cold_items.size)})
+                    records = shard.records()
+                out["systems"].setdefault(system, {})[str(seed)] = records[0]["result"]
+                out["cold_items"] = records[0]["cold_items"]
+        return out
+
+    # ------------------------------------------------------------------------------------- training
+    def training(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for (system, seed, cold), trained in sorted(self.systems._trained.items(), key=lambda kv: str(kv[0])):
+            if trained.record:
+                name = f"{system} (cold-start split)" if cold is not None else system
+                out.setdefault(name, {})[str(seed)] = {k: trained.record[k] for k in
+                                                       ("best_epoch", "epochs_run", "seconds_per_epoch_median",
+                                                        "fit_seconds", "tensorboard")}
+        return out
+
+
+def run_recbole(config: EvalConfig) -> None:
+    """Run the configured RecBole models on the config's split folder (``eval/recbole/run_recbole.py``, in
+    RecBole's own venv); results land in the first ``anchors.recbole`` folder."""
+    import subprocess
+
+    split = config.dataset.split
+    if split in ("random", "loo"):
+        raise EvalConfigError(f"{config.source}: anchors.run_recbole needs dataset.split to be a split folder "
+                              "(RecBole is fed the identical pairs)")
+    python = Path("eval/recbole/.venv/bin/python")
+    if not python.is_file():
+        raise EvalConfigError(f"RecBole's venv is missing ({python}); run `bash eval/recbole/setup.sh` first")
+    cmd = [str(python), "eval/recbole/run_recbole.py", "--split", split, "--models", *config.anchors.run_recbole,
+           "--seeds", *map(str, config.seeds), "--threads", str(config.threads), "--out", config.anchors.recbole[0]]
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True)
+
+
+__all__ = ["evaluate", "RETRIEVER_SYSTEMS"]

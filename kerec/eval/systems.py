@@ -1,0 +1,168 @@
+"""The retriever systems of an evaluation: settings per system, training with a cache, scoring functions.
+
+A trained retriever is cached under ``<work>/retrievers/<system>-seed<seed>-<hash>/`` (checkpoint,
+TensorBoard events, a JSON record of the training), the hash taken over everything that determines it
+(dataset and split, model and training settings, seed, cold-start fraction), so a resumed or repeated run
+reuses it and the LLM protocols load the very same model.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kerec.eval.config import RETRIEVER_SYSTEMS, UNTRAINED, EvalConfig, dataset_key, digest
+
+ScoreFn = Callable[[np.ndarray], torch.Tensor]
+
+
+@dataclass
+class Trained:
+    """One system at one seed, ready to score. ``model``/``graph``/``embeddings`` are None for pop/random."""
+
+    system: str
+    seed: int
+    prepared: Any  # kerec.retriever.Prepared
+    model: Any = None
+    graph: Any = None
+    embeddings: Any = None
+    checkpoint: Path | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def scores(self, users: np.ndarray) -> torch.Tensor:
+        """shape: (len(users), I), float; items that cannot be recommended score -inf."""
+        return score_fn(self)(users)
+
+
+def settings(config: EvalConfig, system: str) -> tuple[Any, Any]:
+    """The (RetrieverSpec, TrainConfig) a trained system starts from, seed not yet set."""
+    from kerec.gnn.train import TrainConfig
+    from kerec.retriever import RetrieverSpec, load_config
+
+    spec, train = load_config(config.retriever.base) if config.retriever.base else (RetrieverSpec(), TrainConfig())
+    spec = replace(spec, **config.retriever.model)
+    train = replace(train, **config.retriever.train)
+    spec_over, train_over = RETRIEVER_SYSTEMS[system]
+    spec, train = replace(spec, **spec_over), replace(train, **train_over)
+    if spec.model != "kerec":  # baselines take the shared training settings, not kerec's own knobs
+        train = replace(train, lambda_k=0.0, lambda_a=0.0)
+    return spec, train
+
+
+def train_key(config: EvalConfig, system: str, seed: int, cold_fraction: float | None = None) -> dict[str, Any]:
+    key: dict[str, Any] = {"dataset": dataset_key(config), "system": system, "seed": seed}
+    if system not in UNTRAINED:
+        spec, train = settings(config, system)
+        key.update(spec=asdict(spec), train=train.to_dict())
+    if cold_fraction is not None:
+        key["cold_fraction"] = cold_fraction
+    return key
+
+
+class Systems:
+    """Prepared data and trained systems of one evaluation, loaded or trained once each."""
+
+    def __init__(self, config: EvalConfig, work: Path, *, progress: bool = True) -> None:
+        self.config, self.work, self.progress = config, Path(work), progress
+        self._prepared: dict[float | None, Any] = {}
+        self._trained: dict[tuple[str, int, float | None], Trained] = {}
+        self._text: np.ndarray | None = None
+
+    def prepared(self, cold_fraction: float | None = None) -> Any:
+        from kerec.retriever import prepare
+
+        if cold_fraction not in self._prepared:
+            ds = self.config.dataset
+            self._prepared[cold_fraction] = prepare(None if ds.path == "default" else ds.path, format=ds.format,
+                                                    split=ds.split, seed=ds.split_seed, linked_only=ds.linked_only,
+                                                    cold_fraction=cold_fraction)
+        return self._prepared[cold_fraction]
+
+    def text(self) -> np.ndarray:
+        from kerec.retriever import item_text_vectors
+
+        if self._text is None:
+            self._text = item_text_vectors(self.prepared().dataset, progress=self.progress)
+        return self._text
+
+    def folder(self, system: str, seed: int, cold_fraction: float | None = None) -> Path:
+        tag = "cold-" if cold_fraction is not None else ""
+        return self.work / "retrievers" / f"{tag}{system}-seed{seed}-{digest(train_key(self.config, system, seed, cold_fraction))}"
+
+    def get(self, system: str, seed: int, cold_fraction: float | None = None) -> Trained:
+        """The system trained at ``seed`` (from the cache when there), best validation epoch."""
+        key = (system, seed, cold_fraction)
+        if key not in self._trained:
+            self._trained[key] = self._load_or_train(system, seed, cold_fraction)
+        return self._trained[key]
+
+    def _load_or_train(self, system: str, seed: int, cold_fraction: float | None) -> Trained:
+        prepared = self.prepared(cold_fraction)
+        if system in UNTRAINED:
+            return Trained(system, seed, prepared)
+        from kerec.gnn.checkpoint import Checkpoint
+        from kerec.retriever import load_retriever, make_checkpoint, train_retriever
+
+        folder = self.folder(system, seed, cold_fraction)
+        ckpt_path, record_path = folder / "retriever.pt", folder / "record.json"
+        if record_path.is_file() and ckpt_path.is_file():
+            model, graph = load_retriever(Checkpoint.load(ckpt_path), prepared)
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        else:
+            spec, train = settings(self.config, system)
+            train = replace(train, seed=seed)
+            text = self.text() if spec.model == "kerec" and spec.use_text else None
+            if self.progress:
+                print(f"[eval] training {system} seed {seed}" + (" (cold-start split)" if cold_fraction else ""), flush=True)
+            started = time.perf_counter()
+            model, graph, state = train_retriever(prepared, spec, train, item_text=text,
+                                                  log_dir=str(folder / "tensorboard"), progress=self.progress)
+            fit = time.perf_counter() - started
+            seconds = [h.seconds for h in state.history]
+            record = {"system": system, "seed": seed, "best_epoch": state.best_epoch, "epochs_run": len(state.history),
+                      "seconds_per_epoch_median": statistics.median(seconds) if seconds else 0.0,
+                      "fit_seconds": fit, "tensorboard": str(folder / "tensorboard"),
+                      "valid": state.history[state.best_epoch - 1].valid if state.best_epoch > 0 else {},
+                      "spec": asdict(spec), "train": train.to_dict()}
+            folder.mkdir(parents=True, exist_ok=True)
+            make_checkpoint(model, graph, prepared, spec, train, state).save(ckpt_path)
+            record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # last: marks it complete
+        model.eval()
+        with torch.no_grad():
+            emb = model(graph)
+        return Trained(system, seed, prepared, model, graph, emb, ckpt_path, record)
+
+
+def score_fn(trained: Trained) -> ScoreFn:
+    """Scores of every item for a batch of user indices; not-recommendable items -inf. "random" draws
+    one seeded uniform row per (seed, user), so a user's scores do not depend on the batch."""
+    from kerec.eval import popularity_scores
+
+    prepared = trained.prepared
+    allowed = torch.from_numpy(prepared.allowed_items)
+    n_items = prepared.dataset.num_items
+    if trained.system == "pop":
+        counts = popularity_scores(prepared.split.train, n_items)
+
+        def pop(users: np.ndarray) -> torch.Tensor:
+            return counts.expand(len(users), -1).masked_fill(~allowed, float("-inf"))
+        return pop
+    if trained.system == "random":
+        def rand(users: np.ndarray) -> torch.Tensor:
+            rows = [torch.rand(n_items, generator=torch.Generator().manual_seed(trained.seed * 1_000_003 + int(u)))
+                    for u in users]
+            return torch.stack(rows).masked_fill(~allowed, float("-inf"))
+        return rand
+    emb = trained.embeddings
+
+    def model(users: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return emb.scores(torch.as_tensor(users, dtype=torch.long)).masked_fill(~allowed, float("-inf"))
+    return model
