@@ -1,0 +1,71 @@
+"""``kerec serve`` (wired into ``kerec.cli`` with :func:`add_parser` / :func:`run`) and ``python -m kerec.serve``:
+load the recommender once, then serve the HTTP API and the chat page with uvicorn."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``serve`` command to an argparse ``subparsers`` object; returns its parser."""
+    parser = subparsers.add_parser(
+        "serve", help="HTTP API, OpenAI-compatible chat and a web chat page",
+        description="Serve recommendations over HTTP: POST /recommend, POST /chat, GET /items/{id}, "
+                    "POST /v1/chat/completions, GET /health, GET /ready, the chat page at / and the "
+                    "OpenAPI schema at /openapi.json.")
+    configure(parser)
+    return parser
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; the API has no authentication, so keep "
+                             "it on loopback or behind a proxy that adds it)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--checkpoint", default="default",
+                        help="retriever.pt (default: the one `kerec train retriever` wrote under $KEREC_HOME/retriever)")
+    parser.add_argument("--data", default=None, help="dataset the retriever was trained on (default: the embedded ml-100k)")
+    parser.add_argument("--store", default=None,
+                        help="graph store URI holding that dataset (default: an in-process store; Bolt credentials "
+                             "from $KEREC_NEO4J_USER / $KEREC_NEO4J_PASSWORD)")
+    parser.add_argument("--llm", default="default",
+                        help="LLM spec as for `kerec recommend` ('default', 'transformers:<id>', 'vllm:<id>', "
+                             "'openai:<url>#<model>'), or 'none' for GNN ranking with templated explanations")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="requests computed at once, in threads of one process (default 2). One process keeps "
+                             "every chat session in one place and the model in memory once.")
+    parser.add_argument("--k", type=int, default=5, help="items per chat reply (default 5)")
+    parser.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+
+
+def url_of(host: str, port: int) -> str:
+    try:
+        bracketed = f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        bracketed = host
+    return f"http://{bracketed}:{port}/"
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from kerec.api import Recommender
+    from kerec.chat import ChatEngine
+    from kerec.serve.app import create_app
+    from kerec.serve.config import ServeConfig
+
+    config = ServeConfig(workers=args.workers)  # checks workers > 0
+    if not 0 < args.port < 65536:
+        print(f"kerec serve: --port must be 1..65535, got {args.port}", file=sys.stderr)
+        return 2
+    print(f"loading the recommender ({args.checkpoint}, llm {args.llm}) …", flush=True)
+    rec = Recommender.load(args.checkpoint, data=args.data, store=args.store,
+                           llm=None if args.llm == "none" else args.llm)
+    app = create_app(rec, chat_engine=ChatEngine(rec, k=args.k), config=config)
+    url = url_of(args.host, args.port)
+    print(f"kerec serving {rec.dataset.name} on {url} (chat page), API schema at {url}openapi.json; Ctrl-C stops",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
