@@ -1,0 +1,129 @@
+"""Candidates for a conversation: the GNN's item vectors scored against the session's taste, hard
+constraints enforced as a mask, evidence from the graph store.
+
+Score of item *i* (every term standardised over the catalogue, ``z``):
+
+* ``z(u·e_i)`` for a known user *u* with history (the retriever's own user vector), plus
+* ``z(l·e_i)`` with ``l`` the mean vector of the items liked in the chat — the temporary history: in
+  LightGCN-style models a user's vector is built from the vectors of their items, so the mean of liked
+  items stands in for a user the retriever never saw; minus
+* ``0.5·z(d·e_i)`` with ``d`` the mean vector of disliked items;
+* without either of the first two: ``z(log(1 + training interactions))`` (popularity), the cold-start basis;
+* soft preferences: ``+0.5·Σ_g w_g·[i has genre g]`` and ``+0.5·s·z(year_i)`` (``s`` = +1 newer, −1 older).
+
+The mask keeps only items the retriever may recommend, with every required genre, none of the excluded
+ones, inside the year range and outside excluded year spans (an item without a year fails any year
+constraint), and not liked, disliked, excluded or in the known user's history. Nothing outside the
+catalogue can come out: candidates are catalogue indices.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from kerec.chat.catalogue import Catalogue
+from kerec.chat.state import SessionState
+from kerec.kg.evidence import Evidence
+
+if TYPE_CHECKING:
+    from kerec.api import Recommender
+
+EVIDENCE_HISTORY = 20  # most recent liked / history items that evidence paths start from
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One turn's candidates, best first. ``scores``/``base`` shape (I,); ``history``: item ids evidence
+    may start from (liked items, then the known user's history)."""
+
+    items: list[int]
+    scores: np.ndarray
+    base: np.ndarray
+    basis: str  # "gnn" or "popularity"
+    history: list[str]
+    vector: torch.Tensor | None  # (d,) the taste vector facts are scored against
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def constraint_mask(state: SessionState, catalogue: Catalogue, allowed: np.ndarray,
+                    seen: list[int]) -> np.ndarray:
+    """shape: (I,) bool — the items every hard constraint of ``state`` allows."""
+    mask = allowed.copy()
+    mask &= catalogue.genre_mask(state.genres_in, every=True)
+    if state.genres_out:
+        mask &= ~catalogue.genre_mask(state.genres_out, every=False)
+    years = catalogue.years
+    if state.year_min is not None or state.year_max is not None or state.years_out:
+        known = ~np.isnan(years)
+        mask &= known
+        y = np.where(known, years, 0.0)
+        if state.year_min is not None:
+            mask &= y >= state.year_min
+        if state.year_max is not None:
+            mask &= y <= state.year_max
+        for lo, hi in state.years_out:
+            mask &= ~((y >= lo) & (y <= hi))
+    drop = list(state.liked) + list(state.disliked) + list(state.excluded) + seen
+    if drop:
+        mask[np.asarray(drop, dtype=np.int64)] = False
+    return mask
+
+
+def rank(rec: Recommender, catalogue: Catalogue, item_vectors: np.ndarray, popularity: np.ndarray,
+         state: SessionState, k: int) -> Ranked:
+    """The top ``k`` items for ``state`` (fewer when the constraints leave fewer)."""
+    items = rec.dataset.items
+    user_history = rec.history(state.user) if state.user else []  # reads the graph store
+    seen = items.indices(user_history).tolist() if user_history else []
+    terms: list[np.ndarray] = []
+    vectors: list[torch.Tensor] = []
+    if user_history:
+        u = rec.dataset.users.index(state.user)
+        vectors.append(rec.embeddings.users[u])
+        terms.append(_z(item_vectors @ rec.embeddings.users[u].numpy().astype(np.float64)))
+    if state.liked:
+        liked = rec.embeddings.items[list(state.liked)].mean(0)
+        vectors.append(liked)
+        terms.append(_z(item_vectors @ liked.numpy().astype(np.float64)))
+    basis = "gnn" if terms else "popularity"
+    base = np.sum(terms, axis=0) if terms else _z(np.log1p(popularity))
+    score = base.copy()
+    if state.disliked:
+        score -= 0.5 * _z(item_vectors @ item_vectors[list(state.disliked)].mean(0))
+    if state.soft_genres:
+        weights = np.array([state.soft_genres.get(g, 0.0) for g in catalogue.genre_names])
+        score += 0.5 * (catalogue.genres.astype(np.float64) @ weights)
+    if state.soft_year:
+        years = catalogue.years
+        filled = np.where(np.isnan(years), np.nanmean(years) if np.isfinite(years).any() else 0.0, years)
+        score += 0.5 * state.soft_year * _z(filled)
+    mask = constraint_mask(state, catalogue, rec.prepared.allowed_items, seen)
+    order = np.argsort(-np.where(mask, score, -np.inf), kind="stable")
+    top = [int(i) for i in order[:k] if mask[i]]
+    history = [items.external(i) for i in list(state.liked)[-EVIDENCE_HISTORY:]]
+    history += [h for h in user_history[-EVIDENCE_HISTORY:] if h not in history]
+    vector = torch.stack(vectors).sum(0) if vectors else None
+    return Ranked(top, score, base, basis, history, vector)
+
+
+def evidence(rec: Recommender, ranked: Ranked, node_index: Mapping[str, Mapping[str, int]]) -> dict[str, list[Evidence]]:
+    """Graph-store evidence for each pick (paths from the history, the pick's named attributes), scored
+    by the GNN against the session's taste vector (the degree prior without one)."""
+    from kerec.gnn.models import Embeddings
+    from kerec.retriever import fact_scorer
+
+    ids = [rec.dataset.items.external(i) for i in ranked.items]
+    scorer = None
+    if ranked.vector is not None:
+        emb = Embeddings(ranked.vector.unsqueeze(0), rec.embeddings.items)
+        scorer = fact_scorer(rec.model, rec.graph, emb, 0, node_index, rec.prepared.graph_kg.relations)
+    collected = rec.evidence.collect(ranked.history, ids)
+    return rec.evidence.rank(collected, scorer, top=rec.settings.evidence_per_item)
