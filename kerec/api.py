@@ -31,6 +31,7 @@ from kerec.kg import GraphStore, MemoryStore, build_ckg, open_store
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 
 if TYPE_CHECKING:
+    from kerec.chat import ChatReply
     from kerec.llm import LLM
     from kerec.retriever import Prepared
 
@@ -200,6 +201,13 @@ class Recommender:
         self._llm_rank(plans)
         return [CandidateScores(p.user, [self.dataset.items.external(i) for i in p.top], p.scores[p.top], p.llm)
                 for p in plans]
+
+    def chat(self, session_id: str, message: str | bytes, **kw: Any) -> ChatReply:
+        """One turn of a conversation (:meth:`kerec.chat.ChatEngine.chat`; ``user=``, ``k=``), on an
+        engine this Recommender creates on first use and keeps, with its sessions."""
+        from kerec.chat import engine_for
+
+        return engine_for(self).chat(session_id, message, **kw)
 
     def gnn_scores(self, user: str) -> np.ndarray:
         """shape: (I,) — the retriever's score of every item for ``user`` (popularity for a user without history)."""
