@@ -244,7 +244,9 @@ class _Run:
     # ------------------------------------------------------------------------------------- training
     def training(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for (system, seed, cold), trained in sorted(self.systems._trained.items(), key=lambda kv: str(kv[0])):
+        order = {s: n for n, s in enumerate(self.config.systems)}
+        ranked = sorted(self.systems.trained.items(), key=lambda kv: (kv[0][2] is not None, order.get(kv[0][0], 99), kv[0][1]))
+        for (system, seed, cold), trained in ranked:
             if trained.record:
                 name = f"{system} (cold-start split)" if cold is not None else system
                 out.setdefault(name, {})[str(seed)] = {k: trained.record[k] for k in

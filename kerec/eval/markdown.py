@@ -82,7 +82,8 @@ def _full(r: dict[str, Any]) -> list[str]:
                                                       for s, v in sl["sparse"].items()])
         else:
             lines += ["(none in this split, so no sparse-user row; the activity buckets below show the least active users.)", ""]
-        last = keys[-1]
+        last = [k for k in keys if k.startswith("recall@")][-1:] or keys[-1:]
+        last = last[0]
         head = [f"{b['min_train']}–{b['max_train']} ({b['users']} users)" for b in sl["buckets"]]
         lines += [f"{last} by training interactions per user (equal-size buckets):", ""]
         lines += _table(["system", *head], [[LABELS.get(s, s), *(_num(x) for x in v[last])]

@@ -160,16 +160,18 @@ def headline(results: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     sig = results.get("significance") or []
     summary = results.get("full_summary", {})
-    main = next((t for t in sig if t["metric"].startswith("recall@")), None)
-    main = next((t for t in sig if t["metric"] == _last_key(summary, "recall")), main)
-    if main:
-        a, b = main["a"], main["b"]
-        rel = main["mean_diff"] / main["mean_b"] * 100 if main["mean_b"] else float("nan")
-        verdict = ("yes" if main["mean_diff"] > 0 else "no: it hurts") if main["p_value"] < 0.05 else "not significantly"
-        lines.append(f"**Does the KG help?** {verdict} — {LABELS.get(a, a)} vs {LABELS.get(b, b)}: test {main['metric']} "
-                     f"{main['mean_a']:.4f} vs {main['mean_b']:.4f} ({main['mean_diff']:+.4f}, {rel:+.1f}%), "
-                     f"{main['test']} p = {main['p_value']:.3g} over {main['users']} users, {main['seeds']} seed(s); "
-                     f"{main['a_wins']} users better, {main['b_wins']} worse.")
+    by_metric = {t["metric"]: t for t in sig}
+    shown = [by_metric[k] for k in (_last_key(summary, "recall"), _last_key(summary, "ndcg")) if k in by_metric]
+    if shown:
+        a, b, main = shown[0]["a"], shown[0]["b"], shown[0]
+        significant = [t for t in shown if t["p_value"] < 0.05]
+        verdict = ("not significantly" if not significant else
+                   "yes" if all(t["mean_diff"] > 0 for t in significant) else "no: it hurts")
+        detail = "; ".join(f"{t['metric']} {t['mean_a']:.4f} vs {t['mean_b']:.4f} ({t['mean_diff']:+.4f}, "
+                           f"{(t['mean_diff'] / t['mean_b'] * 100) if t['mean_b'] else float('nan'):+.1f}%, "
+                           f"p = {t['p_value']:.3g})" for t in shown)
+        lines.append(f"**Does the KG help?** {verdict} — {LABELS.get(a, a)} vs {LABELS.get(b, b)}, test full ranking: "
+                     f"{detail}; {main['test']} test over {main['users']} users paired, {main['seeds']} seed(s).")
     stage = results.get("candidates", {}).get("llm_stage", {})
     fusion = results.get("candidates", {}).get("fusion", {})
     gnn_name = results["config"]["protocols"]["candidates"]["retriever"] if stage else None

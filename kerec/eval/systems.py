@@ -72,7 +72,7 @@ class Systems:
     def __init__(self, config: EvalConfig, work: Path, *, progress: bool = True) -> None:
         self.config, self.work, self.progress = config, Path(work), progress
         self._prepared: dict[float | None, Any] = {}
-        self._trained: dict[tuple[str, int, float | None], Trained] = {}
+        self.trained: dict[tuple[str, int, float | None], Trained] = {}
         self._text: np.ndarray | None = None
 
     def prepared(self, cold_fraction: float | None = None) -> Any:
@@ -99,9 +99,9 @@ class Systems:
     def get(self, system: str, seed: int, cold_fraction: float | None = None) -> Trained:
         """The system trained at ``seed`` (from the cache when there), best validation epoch."""
         key = (system, seed, cold_fraction)
-        if key not in self._trained:
-            self._trained[key] = self._load_or_train(system, seed, cold_fraction)
-        return self._trained[key]
+        if key not in self.trained:
+            self.trained[key] = self._load_or_train(system, seed, cold_fraction)
+        return self.trained[key]
 
     def _load_or_train(self, system: str, seed: int, cold_fraction: float | None) -> Trained:
         prepared = self.prepared(cold_fraction)

@@ -1,0 +1,27 @@
+"""``python -m kerec.eval``: a bad config fails with the reason and exit status 2, before any work."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kerec.eval.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_check_accepts_the_shipped_quick_config(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    config = ROOT / "eval" / "configs" / "quick.yaml"
+    if not (ROOT.parent / "shared" / "anchors" / "ml100k-recbole-split").is_dir():
+        pytest.skip("quick.yaml names the anchor split folder ../shared/anchors, absent on this machine")
+    assert main(["--config", str(config), "--check"]) == 0
+    assert "ok (8 systems, 1 seed(s))" in capsys.readouterr().out
+
+
+def test_bad_config_exits_2_with_the_valid_choices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsystems: [kerec, sasrec]\nprotocols: {full: {}}\n")
+    assert main(["--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown system(s) 'sasrec'" in err and "kerec-no-kg" in err
