@@ -48,12 +48,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(recommender: Recommender, *, chat_engine: Any = None, config: ServeConfig = ServeConfig()) -> FastAPI:
-    """An app serving ``recommender``. ``chat_engine``: a :class:`kerec.chat.ChatEngine` (or anything with
-    its ``chat``/``reset``/``sessions`` methods); None builds ``ChatEngine(recommender)``."""
+    """An app serving ``recommender``. ``chat_engine``: a :class:`kerec.chat.ChatEngine`; None uses the
+    recommender's own (:func:`kerec.chat.engine_for`, the one ``Recommender.chat`` uses)."""
     if chat_engine is None:
-        from kerec.chat import ChatEngine
+        from kerec.chat import engine_for
 
-        chat_engine = ChatEngine(recommender)
+        chat_engine = engine_for(recommender)
     started = int(time.time())
     limiter = anyio.CapacityLimiter(config.workers)
     app = FastAPI(title="kerec", version=__version__, default_response_class=SafeJSONResponse,

@@ -49,8 +49,8 @@ class Conversations:
         self._lock = threading.Lock()
 
     def session_for(self, earlier: Transcript, user: str | None) -> str:
-        if user is not None:
-            return f"openai-user:{user}"
+        if user is not None:  # hashed: any user string makes a short, printable session id
+            return f"openai-user:{hashlib.sha256(user.encode('utf-8')).hexdigest()[:32]}"
         if not earlier:
             return f"openai:{uuid.uuid4().hex}"
         key = transcript_hash(earlier)

@@ -72,21 +72,35 @@ class RecommendResponse(BaseModel):
 
 # ---- chat --------------------------------------------------------------------------------------------
 class ChatRequest(Strict):
-    session: Id = Field(description="any id the client picks; turns with the same id form one conversation")
+    session: str = Field(min_length=1, max_length=128,
+                         description="any printable id the client picks; turns with the same id form one conversation")
     message: str = Field(description="what the user said")
     user: Id | None = Field(None, description="a dataset user id: recommendations start from their history")
     k: int | None = Field(None, ge=1)
 
 
+class ReferenceOut(BaseModel):
+    n: int = Field(description="the number [n] the reply text cites")
+    item_id: str
+    text: str
+    kind: str
+    fact_ids: list[str]
+
+
 class ChatResponse(BaseModel):
+    """``ChatReply.to_dict()`` of :mod:`kerec.chat` (fields it may add later pass through)."""
+
     model_config = ConfigDict(extra="allow")
 
     session_id: str
-    text: str
+    text: str = Field(description="the reply; every [n] in it is references[n]")
     recommendations: list[RecommendationOut]
-    question: str | None = None
-    constraints: dict[str, Any] = Field(default_factory=dict)
-    notice: str | None = None
+    question: str | None = Field(None, description="set when the reply asks something back")
+    constraints: dict[str, Any] = Field(default_factory=dict, description="what the conversation asked for so far")
+    notice: str | None = Field(None, description="set when the message was not used (empty, too long, markup…)")
+    references: list[ReferenceOut] = Field(default_factory=list)
+    text_source: str | None = Field(None, description='"template", "llm", "llm-retry", "question" or "notice"')
+    understood: dict[str, Any] = Field(default_factory=dict, description="what this message was read to say")
 
 
 class ResetResponse(BaseModel):

@@ -81,7 +81,10 @@
   function showReply(reply, user) {
     const turn = addTurn("bot", reply.text);
     if (reply.question && reply.question !== reply.text) turn.appendChild(el("p", "question", reply.question));
-    if (reply.notice) turn.appendChild(el("p", "notice", reply.notice));
+    if (reply.notice) {
+      if (reply.notice === reply.text) turn.querySelector(".text").classList.add("notice");
+      else turn.appendChild(el("p", "notice", reply.notice));
+    }
     if (reply.recommendations.length) {
       const cards = el("div", "cards");
       for (const rec of reply.recommendations) cards.appendChild(card(rec));
