@@ -104,7 +104,9 @@ def _words(text: str) -> list[_Word]:
         gap = text[words[-1].start + len(words[-1].orig) if words else 0: m.start()]
         if "\n" in gap:
             pending_break = pending_sentence = True
-        if len(tok) == 1 and not tok.isalnum():
+        if tok == "&":
+            tok = "and"
+        elif len(tok) == 1 and not tok.isalnum():
             if tok in _BREAK_PUNCT:
                 pending_break = True
                 pending_sentence |= tok in _SENTENCE_END
@@ -207,7 +209,7 @@ def _fuzzy_titles(words: list[_Word], catalogue: Catalogue) -> tuple[list[tuple[
         while s < len(words):
             word = words[s]
             # A clause break ends the list, except a comma between titles ("like Fargo, Toy Stroy").
-            if word.breaks_before and (not after_title or word.norm in _BREAK_WORDS):
+            if word.breaks_before and (not after_title or word.sentence_start or word.norm in _BREAK_WORDS):
                 break
             if word.covered:
                 while s < len(words) and words[s].covered:

@@ -31,7 +31,8 @@ NOT_TITLE = frozenset({"something", "anything", "movies", "movie", "films", "fil
                        "your", "we", "what", "which", "how", "all", "very", "much", "stuff", "things", "genre",
                        "genres", "be", "have", "see", "watch", "maybe", "so", "too", "less", "other", "others",
                        "from", "in", "before", "after", "since", "the", "a", "an", "and", "or", "but", "with",
-                       "if", "its", "is", "was", "really", "please", "lot", "lots", "kind", "sort", "type"})
+                       "if", "its", "is", "was", "really", "please", "lot", "lots", "kind", "sort", "type", "im", "id",
+                       "ive", "ill", "youre", "theyre", "were", "dont", "cant"})
 CONNECTORS = frozenset({"and", "or", "nor", "plus", "also", "as", "well", "the", "a", "an"})
 FOLLOWERS = frozenset({"was", "is", "were", "and", "or", "but", "which", "that", "type", "style", "kind",
                        "again", "too"})  # a capitalised sentence-initial one-word title counts before these
