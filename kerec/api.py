@@ -116,8 +116,11 @@ class Recommender:
                  settings: Settings = Settings()) -> None:
         self.prepared, self.model, self.graph, self.store, self.llm, self.settings = (
             prepared, model, graph, store, llm, settings)
+        from kerec.gnn.models import KnowledgeRetriever
+
         with torch.no_grad():
             self.embeddings = model(graph)
+            self.knowledge = model.knowledge(graph) if isinstance(model, KnowledgeRetriever) else None
         self.dataset = prepared.dataset
         self.evidence = EvidenceBuilder(store)
         self._node_index = {label: store.node_index(label) for label in ("Item", "Entity")}
@@ -265,10 +268,10 @@ class Recommender:
         from kerec.retriever import fact_scorer
 
         ids = [self.dataset.items.external(i) for i in top]
-        scorer = fact_scorer(self.model, self.graph, self.embeddings, u, self._node_index, self._relations)
-        evidence = self.evidence.rank(
-            self.evidence.collect(history[-self.settings.history_for_evidence:], ids), scorer,
-            top=self.settings.evidence_per_item)
+        scorer = fact_scorer(self.model, self.graph, self.embeddings, u, self._node_index, self._relations,
+                             knowledge=self.knowledge)
+        evidence = self.evidence.best(history[-self.settings.history_for_evidence:], ids, scorer,
+                                      top=self.settings.evidence_per_item)
         return _Plan(user, u, history, top, rest, scores, evidence, "gnn" if history else "popularity")
 
     def ranking_prompts(self, users: Sequence[str]) -> list[list[dict[str, str]]]:

@@ -144,11 +144,13 @@ def train_retriever(prepared: Prepared, spec: RetrieverSpec, config: TrainConfig
 
 
 def fact_scorer(model: Retriever, graph: TrainingGraph, emb: Embeddings, user: int,
-                node_index: Mapping[str, Mapping[str, int]], relations: Sequence[str]) -> FactScorer | None:
+                node_index: Mapping[str, Mapping[str, int]], relations: Sequence[str], *,
+                knowledge: torch.Tensor | None = None) -> FactScorer | None:
     """The GNN's relevance of KG facts to ``user`` (:meth:`KnowledgeRetriever.fact_scores`), for
     :meth:`~kerec.kg.evidence.EvidenceBuilder.rank`; None for models without fact scores (BPR, LightGCN).
     ``node_index``: label → id → index as in the store's tensor export; ``relations``: its relation names.
-    Facts touching users or relations the model never saw score 0."""
+    Facts touching users or relations the model never saw score 0. ``knowledge``: the model's
+    ``knowledge(graph)`` computed once by a caller scoring many users."""
     if not isinstance(model, KnowledgeRetriever):
         return None
     offsets = {"Item": 0, "Entity": graph.num_items}
@@ -164,7 +166,7 @@ def fact_scorer(model: Retriever, graph: TrainingGraph, emb: Embeddings, user: i
         out = [0.0] * len(facts)
         if rows:
             with torch.no_grad():
-                s = model.fact_scores(graph, emb.users[user: user + 1], torch.tensor(rows))[0]
+                s = model.fact_scores(graph, emb.users[user: user + 1], torch.tensor(rows), knowledge=knowledge)[0]
             for n, v in zip(keep, s.tolist()):
                 out[n] = v
         return out

@@ -124,6 +124,6 @@ def evidence(rec: Recommender, ranked: Ranked, node_index: Mapping[str, Mapping[
     scorer = None
     if ranked.vector is not None:
         emb = Embeddings(ranked.vector.unsqueeze(0), rec.embeddings.items)
-        scorer = fact_scorer(rec.model, rec.graph, emb, 0, node_index, rec.prepared.graph_kg.relations)
-    collected = rec.evidence.collect(ranked.history, ids)
-    return rec.evidence.rank(collected, scorer, top=rec.settings.evidence_per_item)
+        scorer = fact_scorer(rec.model, rec.graph, emb, 0, node_index, rec.prepared.graph_kg.relations,
+                             knowledge=rec.knowledge)
+    return rec.evidence.best(ranked.history, ids, scorer, top=rec.settings.evidence_per_item)

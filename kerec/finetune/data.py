@@ -245,7 +245,7 @@ class InstructionBuilder:
         recent = [ext(i) for i in history[-self.config.history_for_evidence:]]
         ids = [ext(i) for i in candidates]
         scorer = self._scorer(user) if self._scorer is not None else None
-        ranked = self.evidence.rank(self.evidence.collect(recent, ids), scorer, top=self.config.evidence_per_item)
+        ranked = self.evidence.best(recent, ids, scorer, top=self.config.evidence_per_item)
         return {i: ranked[ext(i)] for i in candidates}
 
     def _rows(self, evidence: Sequence[Evidence]) -> tuple[FactRow, ...]:

@@ -196,14 +196,16 @@ class KnowledgeRetriever(Retriever):
         logits = g @ t.T / self.align_temperature
         return F.cross_entropy(logits, torch.arange(len(items), device=items.device))
 
-    def fact_scores(self, graph: TrainingGraph, user_vectors: Tensor, facts: Tensor) -> Tensor:
+    def fact_scores(self, graph: TrainingGraph, user_vectors: Tensor, facts: Tensor, *,
+                    knowledge: Tensor | None = None) -> Tensor:
         r"""How much each KG fact speaks to each user: the affinity of the user's final vector with the
         two relational messages the fact carries, :math:`u\cdot(k_t \odot e_r) + u\cdot(k_h \odot e_{r^{-1}})`.
 
         Shapes: ``user_vectors`` (B, d); ``facts`` (F, 3) long (head, relation, tail) over KG nodes with
-        forward relation ids; returns (B, F).
+        forward relation ids; returns (B, F). ``knowledge``: :meth:`knowledge` of ``graph`` when the caller
+        holds it already (inference: it is the same for every user).
         """
-        k = self.knowledge(graph)
+        k = self.knowledge(graph) if knowledge is None else knowledge
         half = graph.num_relations // 2
         to_head = k[facts[:, 2]] * self.relation(facts[:, 1])
         to_tail = k[facts[:, 0]] * self.relation(facts[:, 1] + half)

@@ -13,6 +13,7 @@ without one. A route's score is the mean of its facts' scores.
 """
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -94,6 +95,51 @@ class EvidenceBuilder:
                 if value.label == "Entity" and names.get(value):
                     text = f"{names.get(node) or node.id} — {noun(f.relation)}: {names[value]}"
                     out[node.id].append(Evidence(node.id, "attribute", text, (f,), None))
+        return out
+
+    def best(self, history: Sequence[str], candidates: Sequence[str], scorer: FactScorer | None = None, *,
+             top: int = 5, max_hops: int = 2, attributes: bool = True) -> dict[str, list[Evidence]]:
+        """``rank(collect(history, candidates), scorer, top=top)``, the same result, without rendering
+        the text of routes that cannot make a candidate's top (hub entities give tens of thousands of
+        routes per user; the text of each costs more than its score)."""
+        paths = self.store.paths(history, candidates, max_hops=max_hops) if history and candidates else []
+        own = self.store.incident_facts([NodeRef("Item", c) for c in candidates]) if attributes else {}
+        values = {f.other(node) for node, facts in own.items() for f in facts}
+        names = dict(self.store.names(values | {NodeRef("Item", c) for c in candidates}))
+        routes = _routes(paths)
+        attrs = [(node, f) for node, facts in own.items() for f in facts
+                 if f.other(node).label == "Entity" and names.get(f.other(node))]
+        facts = sorted({f for route in routes.values() for p in route for f in p.facts} | {f for _, f in attrs})
+        scores = dict(zip(facts, scorer(facts) if scorer else self._prior(facts)))
+        drafts: dict[str, list[tuple[float, object, tuple[Fact, ...]]]] = {c: [] for c in candidates}
+        for key, route in routes.items():
+            fs = tuple(sorted({f for p in route for f in p.facts}))
+            drafts[key[2]].append((float(sum(scores[f] for f in fs) / len(fs)), key, fs))
+        for node, f in attrs:
+            drafts[node.id].append((float(scores[f]), node, (f,)))
+        # Only routes scoring at least the top-th best can be kept (ties broken by text): render those.
+        kept = {}
+        for cand, ds in drafts.items():
+            if ds:
+                bar = heapq.nlargest(top, (d[0] for d in ds))[-1]
+                kept[cand] = [d for d in ds if d[0] >= bar]
+        path_nodes = {n for ds in kept.values() for _, key, _ in ds if not isinstance(key, NodeRef)
+                      for p in routes[key] for n in p.nodes}
+        names |= self.store.names(path_nodes - names.keys())
+        out: dict[str, list[Evidence]] = {c: [] for c in candidates}
+        for cand, ds in kept.items():
+            ev = []
+            for score, key, fs in ds:
+                if not isinstance(key, NodeRef):  # a route (source, via, target); else the candidate's node
+                    source, via, target = key
+                    ev.append(Evidence(cand, "path", _path_text(routes[key], source, via, target, names), fs,
+                                       source, score))
+                else:
+                    value = fs[0].other(key)
+                    text = f"{names.get(key) or key.id} — {noun(fs[0].relation)}: {names[value]}"
+                    ev.append(Evidence(cand, "attribute", text, fs, None, score))
+            ev.sort(key=lambda e: (-e.score, e.kind != "path", e.text))
+            out[cand] = ev[:top]
         return out
 
     def rank(self, evidence: Mapping[str, Sequence[Evidence]], scorer: FactScorer | None = None, *,

@@ -78,3 +78,15 @@ def test_nouns() -> None:
     assert noun("film.production_company.films") == "production company"
     assert noun("item.class") == "genre"
     assert noun("music.track.recorded_by") == "recorded by"
+
+
+@pytest.mark.parametrize("top", [1, 2, 3, 10])
+@pytest.mark.parametrize("scored", [False, True])
+def test_best_equals_rank_of_collect(builder: EvidenceBuilder, top: int, scored: bool) -> None:
+    # best() renders only routes that can reach the top; the answer must not change, ties included:
+    # with the constant scorer every route ties and the text decides.
+    scorer = (lambda facts: [1.0 for _ in facts]) if scored else None
+    history, candidates = ["i1", "i2"], ["i3", "i4", "i5", "i6"]
+    expected = builder.rank(builder.collect(history, candidates), scorer, top=top)
+    assert builder.best(history, candidates, scorer, top=top) == expected
+    assert builder.best([], candidates, scorer, top=top) == builder.rank(builder.collect([], candidates), scorer, top=top)
