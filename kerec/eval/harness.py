@@ -19,6 +19,7 @@ from kerec.eval.config import (FUSED, LLM_SYSTEMS, RETRIEVER_SYSTEMS, EvalConfig
                                load_eval_config)
 from kerec.eval.report import EvalReport, environment, write_report
 from kerec.eval.shards import Shard
+from kerec.eval.stats import paired_test
 
 
 def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, work: str | Path | None = None,
@@ -42,14 +43,14 @@ def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, 
                                "dataset_key": dataset_key(config), "work": str(work)}
     if config.anchors.run_recbole:
         run_recbole(config)
-    if config.protocols.full is not None:
-        results["full"] = run.full()
-    if config.protocols.candidates is not None:
-        results["candidates"] = run.candidates()
-    if config.protocols.explain is not None:
-        results["explain"] = run.explain()
-    if config.protocols.cold_start is not None:
-        results["cold_start"] = run.cold_start()
+    phases: dict[str, float] = {}
+    for name, step in (("full", run.full), ("candidates", run.candidates), ("explain", run.explain),
+                       ("cold_start", run.cold_start)):
+        if getattr(config.protocols, name) is not None:
+            start = time.perf_counter()
+            results[name] = step()
+            phases[name] = time.perf_counter() - start  # includes training the retrievers it needs first
+    results["phase_seconds"] = phases
     results["training"] = run.training()
     results["wall_seconds"] = time.perf_counter() - started
     results["environment"] = environment(config.threads)
@@ -161,6 +162,12 @@ class _Run:
                 if system == fused_with and FUSED in self.config.systems:
                     rows[FUSED] = cp.rank_metrics(cp.fuse(gnn, llm, fusion["weight"]), tasks)
             stage[variant] = {s: {k: float(v.mean()) for k, v in m.items()} | {"users": len(tasks)} for s, m in rows.items()}
+            for system in [*llm_systems, FUSED]:
+                if system in rows:  # paired over the sampled users: ACC of this system vs the GNN alone
+                    test = paired_test(rows[system]["acc"], rows[section.retriever]["acc"], metric="acc",
+                                       test=self.config.significance.test, permutations=self.config.significance.permutations)
+                    stage[variant][system]["vs_gnn"] = {"test": test.test, "p_value": test.p_value,
+                                                        "wins": test.a_wins, "losses": test.b_wins}
         return fusion, stage
 
     def llm(self) -> Any:

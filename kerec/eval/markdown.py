@@ -25,7 +25,9 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines = [f"# Evaluation `{r['name']}`", "",
              f"Dataset `{cfg['dataset']['path']}`, split `{cfg['dataset']['split']}`; seeds {', '.join(map(str, seeds))} "
              f"(mean ± sample std over seeds where more than one); test split scored once per system and seed, "
-             f"model selection on validation only. Wall time {r['wall_seconds'] / 60:.1f} min.", "", "## Headline", ""]
+             f"model selection on validation only. Wall time {r['wall_seconds'] / 60:.1f} min ("
+             + ", ".join(f"{k} {v / 60:.1f}" for k, v in r.get("phase_seconds", {}).items())
+             + "; each protocol's time includes training the retrievers it is the first to need).", "", "## Headline", ""]
     lines += [f"- {h}" for h in r.get("headline", [])] or ["- (no comparison in this config)"]
     lines.append("")
     if "full" in r:
@@ -114,14 +116,19 @@ def _candidates(r: dict[str, Any]) -> list[str]:
         lines += [f"### LLM stage, {variant}", "",
                   f"Sampled test users (seeds {', '.join(next(iter(systems.values())).keys())}); the LLM scores the "
                   f"letters of the candidates with the {LABELS.get(cfg['retriever'], cfg['retriever'])}'s KG evidence as text.", ""]
-        rows = [[LABELS.get(s, s), *(_cell(per, m) for m in CANDIDATE_METRICS), str(next(iter(per.values()))["users"])]
-                for s, per in systems.items()]
-        lines += _table(["system", "ACC", "Recall@3", "Recall@5", "ValidRatio", "users"], rows)
+        rows = [[LABELS.get(s, s), *(_cell(per, m) for m in CANDIDATE_METRICS), str(next(iter(per.values()))["users"]),
+                 _vs(per)] for s, per in systems.items()]
+        lines += _table(["system", "ACC", "Recall@3", "Recall@5", "ValidRatio", "users", "ACC vs GNN: p (wins/losses)"], rows)
     for seed, f in c.get("fusion", {}).items():
         if f.get("weight") is not None:
             sweep = " · ".join(f"w={w}: {v:.3f}" for w, v in f.get("sweep", {}).items())
             lines += [f"Fusion (seed {seed}): weight **{f['weight']}** ({f['chosen_on']}) with {f['llm']}. {sweep}", ""]
     return lines
+
+
+def _vs(per_seed: dict[str, Any]) -> str:
+    tests = [m["vs_gnn"] for m in per_seed.values() if m.get("vs_gnn")]
+    return "; ".join(f"{t['p_value']:.3g} ({t['wins']}/{t['losses']})" for t in tests) or "–"
 
 
 def _explain(e: dict[str, Any]) -> list[str]:
@@ -133,7 +140,8 @@ def _explain(e: dict[str, Any]) -> list[str]:
              f"- templated fallback rate (items with evidence): {rate(e['fallback_rate'])}; sources {e['sources']}",
              f"- cited facts of the shown explanations found in the store and linking the history: "
              f"{rate(e['shown_grounded_share'])} of {e['shown_cited_facts']}", ""]
-    lines += _table(["stage", "p50 ms", "p95 ms"], [[s, f"{v['p50']:.0f}", f"{v['p95']:.0f}"]
+    ms = lambda v: f"{v:.1f}" if v < 10 else f"{v:.0f}"  # noqa: E731
+    lines += _table(["stage", "p50 ms", "p95 ms"], [[s, ms(v["p50"]), ms(v["p95"])]
                                                    for s, v in e["latency_ms"].items() if v])
     return lines
 

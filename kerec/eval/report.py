@@ -171,7 +171,8 @@ def headline(results: dict[str, Any]) -> list[str]:
                            f"{(t['mean_diff'] / t['mean_b'] * 100) if t['mean_b'] else float('nan'):+.1f}%, "
                            f"p = {t['p_value']:.3g})" for t in shown)
         lines.append(f"**Does the KG help?** {verdict} — {LABELS.get(a, a)} vs {LABELS.get(b, b)}, test full ranking: "
-                     f"{detail}; {main['test']} test over {main['users']} users paired, {main['seeds']} seed(s).")
+                     f"{detail}; {main['test']} test over {main['users']} users paired, {main['seeds']} seed(s)."
+                     + _capped(results, (a, b)))
     stage = results.get("candidates", {}).get("llm_stage", {})
     fusion = results.get("candidates", {}).get("fusion", {})
     gnn_name = results["config"]["protocols"]["candidates"]["retriever"] if stage else None
@@ -181,10 +182,13 @@ def headline(results: dict[str, Any]) -> list[str]:
         best = max(((s, _seed_mean(r, "acc")) for s, r in rows.items() if s not in (gnn_name, "random")),
                    key=lambda kv: kv[1], default=None)
         if best is not None and gnn is not None:
-            verdict = "yes" if best[1] > gnn else "no"
+            tests = [r.get("vs_gnn") for r in rows[best[0]].values() if r.get("vs_gnn")]
+            p = tests[0]["p_value"] if tests else None
+            verdict = ("not significantly" if p is not None and p >= 0.05 else "yes" if best[1] > gnn else "no")
             users = next(iter(rows[gnn_name].values()))["users"]
+            ptext = f" (best, {LABELS.get(best[0], best[0])}, vs the GNN: {tests[0]['test']} p = {p:.3g})" if tests else ""
             lines.append(f"**Does the LLM help ({variant}, {users} users)?** {verdict} — ACC of the GNN alone "
-                         f"{gnn:.3f}; " + ", ".join(parts) + ".")
+                         f"{gnn:.3f}; " + ", ".join(parts) + ptext + ".")
     weights = [f.get("weight") for f in fusion.values() if f.get("weight") is not None]
     if weights:
         lines.append(f"Fusion weight chosen on validation: {', '.join(str(w) for w in weights)} (0 = GNN alone).")
@@ -198,6 +202,17 @@ def headline(results: dict[str, Any]) -> list[str]:
                      f"every shown explanation's cited facts re-checked: "
                      f"{exp['shown_grounded_share']:.0%} grounded." if exp["shown_grounded_share"] is not None else "")
     return [line for line in lines if line]
+
+
+def _capped(results: dict[str, Any], systems: tuple[str, ...]) -> str:
+    """A warning when a compared system's best validation epoch was its last one at the epoch cap."""
+    cap = results["config"]["retriever"]["train"].get("epochs")
+    capped = [s for s in systems for r in results.get("training", {}).get(s, {}).values()
+              if r["best_epoch"] == r["epochs_run"] and (cap is None or r["epochs_run"] >= cap)]
+    if not capped:
+        return ""
+    return (f" Caveat: {', '.join(sorted(set(LABELS.get(s, s) for s in capped)))} still improved on validation at "
+            "the last epoch the config allows, so this compares under-trained models.")
 
 
 def _last_key(summary: dict[str, Any], metric: str) -> str | None:
