@@ -426,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     from kerec.finetune.cli import add_parser as add_finetune, run as run_finetune
 
     add_finetune(top).set_defaults(func=run_finetune)
+
+    from kerec.chat.cli import add_parser as add_chat, run as run_chat
+    from kerec.serve.cli import add_parser as add_serve, run as run_serve
+
+    add_chat(top).set_defaults(func=run_chat)
+    add_serve(top).set_defaults(func=run_serve)
     return parser
 
 
@@ -434,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("neo4j").addHandler(logging.NullHandler())
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except KerecError as exc:
         print(f"kerec: error: {exc}", file=sys.stderr)
         return 2
@@ -443,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

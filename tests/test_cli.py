@@ -75,7 +75,8 @@ def test_every_command_has_help() -> None:
     parser = build_parser()
     for argv in (["--help"], ["quickstart", "--help"], ["data", "info", "--help"], ["data", "split", "--help"],
                  ["kg", "serve", "--help"], ["kg", "load", "--help"], ["kg", "stats", "--help"], ["kg", "show", "--help"],
-                 ["train", "retriever", "--help"], ["eval", "retriever", "--help"]):
+                 ["train", "retriever", "--help"], ["eval", "retriever", "--help"], ["recommend", "--help"],
+                 ["finetune", "--help"], ["chat", "--help"], ["serve", "--help"]):
         with pytest.raises(SystemExit) as info:
             parser.parse_args(argv)
         assert info.value.code == 0
