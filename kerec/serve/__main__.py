@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     except KerecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after shutting down
+        return 130
 
 
 if __name__ == "__main__":

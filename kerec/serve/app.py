@@ -125,7 +125,7 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
         """The model is loaded and the graph store answers with the recommender's dataset; 503 otherwise."""
         store = recommender.store
         llm = getattr(recommender.llm, "name", None) or (type(recommender.llm).__name__ if recommender.llm else None)
-        base = {"store": store.uri, "llm": llm, "chat": chat_engine is not None}
+        base = {"store": store.uri, "llm": llm, "chat": True, "sessions": chat_engine.sessions()}
         try:
             with anyio.fail_after(config.ready_timeout_s):
                 info = await anyio.to_thread.run_sync(store.info, abandon_on_cancel=True)

@@ -140,6 +140,7 @@ class Ready(BaseModel):
     dataset: str | None = None
     llm: str | None = None
     chat: bool
+    sessions: int | None = Field(None, description="live chat sessions")
     reason: str | None = None
 
 

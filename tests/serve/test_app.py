@@ -138,7 +138,9 @@ def test_unknown_item_and_route(client: TestClient) -> None:
 def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     r = client.get("/ready")
-    assert r.status_code == 200 and r.json()["status"] == "ready" and r.json()["dataset"] == "synth"
+    body = r.json()
+    assert r.status_code == 200 and body["status"] == "ready" and body["dataset"] == "synth" and body["llm"] is None
+    assert body["sessions"] == client.app.state.chat_engine.sessions()
 
 
 def test_store_outage_is_503_and_recovers(client: TestClient, serve_rec: Recommender) -> None:
