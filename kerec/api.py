@@ -59,6 +59,7 @@ class Settings:
     explanation_tokens: int = 80
     explanation_attempts: int = 2
     history: str = "store"  # "store": the user's interactions in the graph store; "train": the training split only (evaluation)
+    explanations: str = "llm"  # "llm": written by the LLM, checked, templated on failure; "template": from the top facts
 
     def __post_init__(self) -> None:
         if not 1 <= self.candidates <= MAX_LLM_CANDIDATES:
@@ -67,6 +68,8 @@ class Settings:
             raise KerecError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}")
         if self.history not in ("store", "train"):
             raise KerecError(f"history must be 'store' or 'train', got {self.history!r}")
+        if self.explanations not in ("llm", "template"):
+            raise KerecError(f"explanations must be 'llm' or 'template', got {self.explanations!r}")
         for name in ("evidence_per_item", "history_in_prompt", "history_for_evidence", "explanation_tokens",
                      "explanation_attempts"):
             if getattr(self, name) < 1:
@@ -310,7 +313,7 @@ class Recommender:
         out: dict[int, Explanation] = {}
         history = set(plan.history)
         ids = {i: self.dataset.items.external(i) for i in chosen}
-        if self.llm is None:
+        if self.llm is None or self.settings.explanations == "template":
             return {i: template(plan.evidence.get(ids[i], [])) for i in chosen}
         from kerec.prompting import explanation_inputs, load_prompt
 

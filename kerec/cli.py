@@ -242,7 +242,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     from kerec.api import Recommender
 
     rec = Recommender.load(args.checkpoint, data=args.data, store=args.store, llm=None if args.llm == "none" else args.llm)
-    overrides = {"candidates": args.candidates, "fusion_weight": args.fusion_weight}
+    overrides = {"candidates": args.candidates, "fusion_weight": args.fusion_weight, "explanations": args.explanations}
     rec.settings = replace(rec.settings, **{k: v for k, v in overrides.items() if v is not None})
     results = rec.recommend_many(args.user, args.k, candidates=args.candidates_list, explain=not args.no_explain)
     if args.json:
@@ -410,13 +410,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="dataset the retriever was trained on (default: the embedded ml-100k)")
     p.add_argument("--store", default=None, help="graph store URI holding that dataset (default: an in-process store)")
     p.add_argument("--llm", default="default",
-                   help="LLM spec: 'default' (SmolLM2-135M-Instruct, transformers on CPU), 'transformers:<id or path>', "
-                        "'vllm:<id>', 'openai:<url>#<model>', or 'none' (GNN ranking, templated explanations)")
+                   help="LLM spec: 'default' (SmolLM2-135M-Instruct, transformers on CPU), 'default+int8' (the same, "
+                        "int8 weights: ~2x faster on CPU), 'transformers:<id or path>', 'vllm:<id>', "
+                        "'openai:<url>#<model>', or 'none' (GNN ranking, templated explanations)")
     p.add_argument("--candidates", type=int, default=None, help="GNN candidates the LLM ranks (≤ 20, default 20)")
     p.add_argument("--candidates-list", nargs="+", default=None, metavar="ITEM", help="rank only these item ids")
     p.add_argument("--fusion-weight", type=float, default=None,
                    help="LLM share of the fused score, 0..1 (default: the weight saved beside the checkpoint, else 0)")
     p.add_argument("--no-explain", action="store_true", help="skip explanations")
+    p.add_argument("--explanations", choices=("llm", "template"), default=None,
+                   help="'llm': written by the LLM, citations checked, templated when they fail (default); "
+                        "'template': built from the GNN's top facts, no generation (seconds faster on CPU)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--show", default=None, metavar="DIR",
                    help="also draw each user's history, linking KG nodes and recommended items into DIR")

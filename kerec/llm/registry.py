@@ -6,7 +6,8 @@ from typing import Any
 from kerec.llm.base import LLM, LLMError
 from kerec.llm.default_model import DEFAULT_MODEL
 
-SPECS = ("default", "transformers:<model id or folder>", "vllm:<model id or folder>", "openai:<url>#<model>")
+SPECS = ("default", "default+int8", "transformers:<model id or folder>[+int8|+nf4]", "vllm:<model id or folder>",
+         "openai:<url>#<model>")
 
 
 def load_llm(spec: str, **options: Any) -> LLM:
@@ -14,8 +15,13 @@ def load_llm(spec: str, **options: Any) -> LLM:
 
     ``"default"`` — SmolLM2-135M-Instruct with transformers on CPU; ``"transformers:<id or path>"``;
     ``"vllm:<id or path>"`` (``vllm:default`` is the converted SmolLM2); ``"openai:<url>#<model>"`` — a
-    vLLM OpenAI-compatible server at ``url`` serving ``model``.
+    vLLM OpenAI-compatible server at ``url`` serving ``model``. A transformers spec may end in ``+int8``
+    (CPU dynamic int8) or ``+nf4`` (bitsandbytes 4-bit): ``default+int8`` is the quantized SmolLM2.
     """
+    base, plus, quant = spec.rpartition("+")
+    if plus and quant in ("int8", "nf4") and (base == DEFAULT_MODEL or base.startswith("transformers:")):
+        options = {"quantization": quant} | options
+        spec = base
     backend, _, rest = spec.partition(":")
     if spec == DEFAULT_MODEL:
         backend, rest = "transformers", DEFAULT_MODEL

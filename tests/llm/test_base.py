@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -51,14 +52,14 @@ def test_a_single_chat_where_a_batch_is_expected_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(("spec", "error"), [
-    ("llama:foo", "unknown LLM spec 'llama:foo'; expected one of: default, transformers:<model id or folder>, "
-                  "vllm:<model id or folder>, openai:<url>#<model>"),
+    ("llama:foo", "unknown LLM spec 'llama:foo'; expected one of: default, default+int8, "
+                  "transformers:<model id or folder>[+int8|+nf4], vllm:<model id or folder>, openai:<url>#<model>"),
     ("transformers:", "unknown LLM spec"),
     ("openai:http://127.0.0.1:8000", "lacks the model"),
     ("openai:127.0.0.1:8000#m", "must start with http:// or https://"),
 ])
 def test_bad_specs_are_named(spec: str, error: str) -> None:
-    with pytest.raises(LLMError, match=error.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(LLMError, match=re.escape(error)):
         load_llm(spec)
 
 
