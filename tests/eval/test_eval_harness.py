@@ -18,8 +18,8 @@ SYSTEMS = ["random", "pop", "lightgcn", "kerec", "kerec-no-kg"]
 
 def books_config(data: Path) -> dict[str, object]:
     return {"name": "books", "dataset": {"path": str(data)}, "seeds": [1, 2], "systems": SYSTEMS,
-            "retriever": {"model": {"embedding_dim": 16}, "train": {"epochs": 25, "batch_size": 64, "lr": 0.01,
-                                                                   "patience": 8}},
+            "retriever": {"model": {"embedding_dim": 16}, "train": {"epochs": 15, "batch_size": 64, "lr": 0.02,
+                                                                   "patience": 5}},
             "protocols": {"full": {"ks": [5, 10], "curve_max_k": 15, "batch_size": 16},
                           "candidates": {"negatives": 9}, "cold_start": {"fraction": 0.2}},
             "anchors": {"recbole": []}}
