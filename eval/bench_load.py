@@ -262,7 +262,7 @@ def write_table(result: dict[str, object], out: Path) -> None:
     held = [s["rate"] for s in steps if s["held"]]
     lines = [
         "# Load test: kerec serve", "",
-        f"Command: `{result['command']}`", "",
+        f"Command: `{result['command']}` (code at commit {result['git_commit']})", "",
         f"Server: `{result['server_command']}` (OMP_NUM_THREADS={result['omp_threads']}), {result['machine']}. "
         "Client and server share the machine, and so did other jobs: load average (1/5/15 min) "
         f"{' / '.join(map(str, result['load_average_1_5_15']['start']))} at the start, "
@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler = MemorySampler(proc.pid)
     sampler.start()
     load_before = os.getloadavg()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     try:
         result = asyncio.run(run(args, base, proc, sampler))
     finally:
@@ -338,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                    "end_of_chat_mib": chat_rss[-1] if chat_rss else None,
                    "peak_mib": max((s[1] for s in samples), default=None),
                    "end_mib": samples[-1][1] if samples else None},
-        "memory_samples": samples,
+        "memory_samples": samples, "git_commit": commit or None,
         "load_average_1_5_15": {"start": [round(x, 2) for x in load_before],
                                 "end": [round(x, 2) for x in os.getloadavg()]},
     })
