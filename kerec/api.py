@@ -26,7 +26,7 @@ import torch
 
 from kerec.assets import kerec_home
 from kerec.data import KerecError, UnknownIdError
-from kerec.explain import Explanation, check, grounded, template
+from kerec.explain import Explanation, TitleIndex, check, grounded, template
 from kerec.kg import GraphStore, MemoryStore, build_ckg, open_store
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 
@@ -131,6 +131,7 @@ class Recommender:
         from kerec.eval import popularity_scores
 
         self._train_hist: dict[int, list[str]] | None = None
+        self._titles: TitleIndex | None = None
         self._popularity = popularity_scores(prepared.split.train, self.dataset.num_items).numpy().astype(np.float64)
 
     @classmethod
@@ -334,12 +335,21 @@ class Recommender:
             for i, text in zip(pending, outs):
                 texts[i].append(text)
             pending = [i for i in pending
-                       if check(texts[i][-1], plan.evidence[ids[i]], self.store, history, ids[i])[1] is not None]
+                       if check(texts[i][-1], plan.evidence[ids[i]], self.store, history, ids[i], self.titles)[1]
+                       is not None]
         for i in chosen:
             tried = texts.get(i, [])
             out[i] = grounded(lambda attempt, tried=tried: tried[attempt], plan.evidence.get(ids[i], []), self.store,
-                              history, ids[i], attempts=len(tried))
+                              history, ids[i], attempts=len(tried), titles=self.titles)
         return out
+
+    @property
+    def titles(self) -> TitleIndex:
+        """The catalogue's titles, for checking that explanations name only films their facts concern."""
+        if self._titles is None:
+            items = self.dataset.items
+            self._titles = TitleIndex({items.external(i): self.dataset.item_title(i) for i in range(len(items))})
+        return self._titles
 
     def _recommendation(self, plan: _Plan, item: int, rank: int, exp: Explanation | None) -> Recommendation:
         ident = self.dataset.items.external(item)

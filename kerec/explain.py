@@ -16,7 +16,7 @@ evidence, and every fact behind those numbers exists in the store and links the 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from kerec.kg.evidence import Evidence
@@ -46,9 +46,36 @@ def citations(text: str) -> list[str]:
     return out
 
 
+class TitleIndex:
+    """Finds catalogue titles named in prose, so that an explanation cannot name a film its cited facts do
+    not concern. Titles are matched without their trailing parentheses (year, original title) and with a
+    trailing ", The"/", A"/", An" dropped ("Godfather, The (1972)" → "Godfather"); titles shorter than
+    ``min_chars`` after that ("Heat", "It") are too common as words to count; matching is case-sensitive
+    on word boundaries."""
+
+    def __init__(self, titles: Mapping[str, str], *, min_chars: int = 6) -> None:
+        self.items: dict[str, set[str]] = {}
+        for item, title in titles.items():
+            base = _TITLE_TAIL.sub("", title).strip()
+            if len(base) >= min_chars:
+                self.items.setdefault(base, set()).add(item)
+        names = sorted(self.items, key=len, reverse=True)  # the longest title wins where two overlap
+        self._pattern = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, names)) + r")(?!\w)") if names else None
+
+    def mentioned(self, text: str) -> dict[str, set[str]]:
+        """Title found in ``text`` → the catalogue items carrying it."""
+        if self._pattern is None:
+            return {}
+        return {m: self.items[m] for m in dict.fromkeys(self._pattern.findall(text))}
+
+
+_TITLE_TAIL = re.compile(r"(\s*\([^()]*\))+\s*$|,\s*(The|A|An)\s*(?=\(|$)")
+
+
 def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: Collection[str],
-          item: str) -> tuple[tuple[int, ...], str | None]:
-    """``(cited numbers, None)`` when ``text`` is grounded, else ``((), reason)``."""
+          item: str, titles: TitleIndex | None = None) -> tuple[tuple[int, ...], str | None]:
+    """``(cited numbers, None)`` when ``text`` is grounded, else ``((), reason)``. With ``titles``, the
+    text may name only films that the cited facts concern (the item, the history items they link)."""
     tokens = citations(text)
     if not tokens:
         return (), "cites no evidence"
@@ -71,6 +98,11 @@ def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: C
             return (), f"[{n}] does not concern the recommended item"
         if e.kind == "path" and not any(node.label == "Item" and node.id in history for node in ends - {target}):
             return (), f"[{n}] does not link the item to the user's history"
+    if titles is not None:
+        concerned = {node.id for f in found.values() for node in (f.head, f.tail) if node.label == "Item"} | {item}
+        for title, items in titles.mentioned(text).items():
+            if not items & concerned:
+                return (), f"names {title!r}, which no cited fact concerns"
     return tuple(numbers), None
 
 
@@ -84,7 +116,7 @@ def template(evidence: Sequence[Evidence], *, top: int = 2) -> Explanation:
 
 
 def grounded(generate: Callable[[int], str], evidence: Sequence[Evidence], store: GraphStore,
-             history: Collection[str], item: str, *, attempts: int = 2) -> Explanation:
+             history: Collection[str], item: str, *, attempts: int = 2, titles: TitleIndex | None = None) -> Explanation:
     """Ask ``generate(attempt)`` (attempt 0, then retries) until a text passes :func:`check`; after
     ``attempts`` failures, the template. Nothing is generated for an item without evidence."""
     if not evidence:
@@ -92,7 +124,7 @@ def grounded(generate: Callable[[int], str], evidence: Sequence[Evidence], store
     rejected = []
     for attempt in range(attempts):
         text = generate(attempt).strip()
-        numbers, reason = check(text, evidence, store, history, item)
+        numbers, reason = check(text, evidence, store, history, item, titles)
         if reason is None:
             return Explanation(text, SOURCES[min(attempt, 1)], numbers,
                                tuple(f for n in numbers for f in evidence[n - 1].fact_ids), tuple(rejected))

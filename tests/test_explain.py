@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kerec.explain import NO_EVIDENCE, check, citations, grounded
+from kerec.explain import NO_EVIDENCE, TitleIndex, check, citations, grounded
 from kerec.kg import MemoryStore
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 from kerec.kg.model import Fact, NodeRef
@@ -78,3 +78,25 @@ def test_retry_then_template_and_the_path_is_recorded(store: MemoryStore, eviden
     calls.clear()
     empty = grounded(gen(["never asked"]), [], store, {"i1"}, "i3")
     assert empty.source == "none" and empty.text == NO_EVIDENCE and calls == []
+
+
+def test_naming_a_film_no_cited_fact_concerns_fails(store: MemoryStore, evidence: list[Evidence]) -> None:
+    titles = TitleIndex({"i1": "Alpha (1990)", "i3": "Gamma (1990)", "i5": "Epsilon (1995)", "i6": "Zeta (1999)"},
+                        min_chars=5)
+    assert set(titles.items) == {"Alpha", "Gamma", "Epsilon"}  # "Zeta" is shorter than min_chars
+    path = next(n for n, e in enumerate(evidence, 1) if e.kind == "path")  # links history i1 to i3
+    ok = f"You liked Alpha, and Gamma follows from it [{path}]."
+    assert check(ok, evidence, store, {"i1", "i5"}, "i3", titles)[1] is None
+    # Epsilon is in the history but no cited fact concerns it; Zeta is too short a title to count.
+    _, reason = check(f"Like Epsilon and Zeta, Gamma is great [{path}].", evidence, store, {"i1", "i5"}, "i3", titles)
+    assert reason == "names 'Epsilon', which no cited fact concerns"
+    # Without the index the same text passes: the title check is what rejects it.
+    assert check(f"Like Epsilon, Gamma is great [{path}].", evidence, store, {"i1", "i5"}, "i3")[1] is None
+
+
+def test_title_index_strips_years_articles_and_original_titles() -> None:
+    titles = TitleIndex({"1": "Godfather, The (1972)", "2": "Godfather: Part II, The (1974)",
+                         "3": "Shanghai Triad (Yao a yao yao dao waipo qiao) (1995)", "4": "Heat (1995)"})
+    assert titles.mentioned("The Godfather: Part II beats Shanghai Triad in the Heat") == {
+        "Godfather: Part II": {"2"}, "Shanghai Triad": {"3"}}
+    assert titles.mentioned("the godfather") == {}  # case-sensitive: a title is capitalised in prose
