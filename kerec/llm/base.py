@@ -13,7 +13,9 @@ that the tokenizer splits into several tokens cannot be the first answer token a
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -131,3 +133,16 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     safe = np.where(np.isfinite(peak), peak, 0.0)
     with np.errstate(divide="ignore"):
         return np.squeeze(safe, axis=axis) + np.log(np.sum(np.exp(x - safe), axis=axis))
+
+
+def adapter_rank(adapter: str | Path) -> int:
+    """The LoRA rank ``r`` of a peft adapter folder; a specific error when it is not one."""
+    config = Path(adapter) / "adapter_config.json"
+    if not config.is_file():
+        raise LLMError(f"{adapter} is not a LoRA adapter folder: no adapter_config.json (give the adapter/ folder "
+                       "of a `kerec finetune` step, or a peft save_pretrained folder)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        return int(data["r"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LLMError(f"{config}: not a LoRA adapter config ({type(exc).__name__}: {exc})") from exc

@@ -6,8 +6,8 @@ from typing import Any
 from kerec.llm.base import LLM, LLMError
 from kerec.llm.default_model import DEFAULT_MODEL
 
-SPECS = ("default", "default+int8", "transformers:<model id or folder>[+int8|+nf4]", "vllm:<model id or folder>",
-         "openai:<url>#<model>")
+SPECS = ("default[@adapter]", "default+int8", "transformers:<model id or folder>[@adapter][+int8|+nf4]",
+         "vllm:<model id or folder>[@adapter]", "openai:<url>#<model>")
 
 
 def load_llm(spec: str, **options: Any) -> LLM:
@@ -17,11 +17,18 @@ def load_llm(spec: str, **options: Any) -> LLM:
     ``"vllm:<id or path>"`` (``vllm:default`` is the converted SmolLM2); ``"openai:<url>#<model>"`` — a
     vLLM OpenAI-compatible server at ``url`` serving ``model``. A transformers spec may end in ``+int8``
     (CPU dynamic int8) or ``+nf4`` (bitsandbytes 4-bit): ``default+int8`` is the quantized SmolLM2.
+    ``@<folder>`` after a transformers or vLLM model applies a LoRA adapter (a ``kerec finetune`` step's
+    ``adapter/``): ``default@runs/ft/step-20/adapter+int8``, ``vllm:default@runs/ft/step-20/adapter``.
     """
     base, plus, quant = spec.rpartition("+")
-    if plus and quant in ("int8", "nf4") and (base == DEFAULT_MODEL or base.startswith("transformers:")):
+    if plus and quant in ("int8", "nf4") and (base.startswith(DEFAULT_MODEL) or base.startswith("transformers:")):
         options = {"quantization": quant} | options
         spec = base
+    if not spec.startswith("openai:") and "@" in spec:
+        spec, _, adapter = spec.partition("@")
+        if not adapter:
+            raise LLMError(f"LLM spec {spec + '@'!r} names no adapter folder after '@'")
+        options = {"adapter": adapter} | options
     backend, _, rest = spec.partition(":")
     if spec == DEFAULT_MODEL:
         backend, rest = "transformers", DEFAULT_MODEL

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from kerec.llm.base import (LLMError, Messages, check_generation, check_num_choices, check_prompts, flat_ids,
-                            letter_token_ids, renormalised_letter_logprobs)
+from kerec.llm.base import (LLMError, Messages, adapter_rank, check_generation, check_num_choices, check_prompts,
+                            flat_ids, letter_token_ids, renormalised_letter_logprobs)
 from kerec.llm.default_model import DEFAULT_MODEL, default_model_dir
 
 if TYPE_CHECKING:
@@ -30,13 +30,16 @@ class TransformersLLM:
     inference only) stores every linear layer's weights as int8 (one scale per output channel) and
     quantizes activations on the fly (PyTorch dynamic quantization): faster than float32 on CPU
     (``eval/results/llm_latency``), with slightly different scores. ``batch_size`` prompts run per forward
-    pass; a progress bar shows when there is more than one batch and ``progress`` is true.
+    pass; a progress bar shows when there is more than one batch and ``progress`` is true. ``adapter``: a
+    LoRA adapter folder (peft format, e.g. a ``kerec finetune`` step's ``adapter/``) merged into the weights
+    before any quantization (text-only use of a tuned model: no graph soft prompt).
 
     ``model`` and ``tokenizer`` attributes are the loaded transformers objects (fine-tuning wraps them).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu", dtype: str | torch.dtype | None = None,
-                 quantization: str | None = None, batch_size: int = 8, progress: bool = True) -> None:
+                 quantization: str | None = None, adapter: str | Path | None = None, batch_size: int = 8,
+                 progress: bool = True) -> None:
         if quantization is not None and quantization not in QUANTIZATIONS:
             raise LLMError(f"unknown quantization {quantization!r}; expected None or one of {', '.join(QUANTIZATIONS)}")
         if quantization == "int8" and device != "cpu":
@@ -51,7 +54,14 @@ class TransformersLLM:
         self.batch_size = batch_size
         self.progress = progress
         self.source = default_model_dir() if model == DEFAULT_MODEL else _existing_or_id(model)
-        self.tokenizer, self.model = _load(self.source, device, _torch_dtype(dtype, device), quantization)
+        self.adapter = None if adapter is None else Path(adapter)
+        if self.adapter is not None:
+            adapter_rank(self.adapter)  # a specific error before any loading
+            if quantization == "nf4":
+                raise LLMError("an adapter is merged into the weights before quantizing; nf4 cannot take it: "
+                               "use quantization=None or 'int8'")
+        self.tokenizer, self.model = _load(self.source, device, _torch_dtype(dtype, device), quantization,
+                                           self.adapter)
         self._letters: dict[int, list[list[int]]] = {}
 
     @property
@@ -59,6 +69,7 @@ class TransformersLLM:
         """The converted folder's name for the default, a folder's absolute path, else the hub id;
         ``+nf4`` / ``+int8`` when quantized (the scores differ)."""
         base = self.source.name if self.model_id == DEFAULT_MODEL else str(self.source)
+        base = f"{base}@{self.adapter}" if self.adapter else base
         return f"{base}+{self.quantization}" if self.quantization else base
 
     def letter_logprobs(self, prompts: Sequence[Messages], num_choices: int) -> np.ndarray:
@@ -148,7 +159,8 @@ def _torch_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     return dtype
 
 
-def _load(source: Path | str, device: str, dtype: torch.dtype, quantization: str | None) -> tuple[Any, Any]:
+def _load(source: Path | str, device: str, dtype: torch.dtype, quantization: str | None,
+          adapter: Path | None = None) -> tuple[Any, Any]:
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
@@ -162,6 +174,14 @@ def _load(source: Path | str, device: str, dtype: torch.dtype, quantization: str
     except Exception as exc:  # hub, file and torch errors all mean "cannot load this model"
         raise LLMError(f"cannot load LLM {str(source)!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); give "
                        "'default', a local model folder, or a Hugging Face id with hub access") from exc
+    if adapter is not None:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        except Exception as exc:  # shape or module mismatches: the adapter was tuned on another base model
+            raise LLMError(f"cannot apply adapter {adapter} to {str(source)!r} ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0]}); was it tuned on this base model?") from exc
     if quantization != "nf4":
         model.to(device)
     model.eval()

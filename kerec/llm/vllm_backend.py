@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from kerec.llm.base import (LLMError, Messages, check_generation, check_num_choices, check_prompts, flat_ids,
-                            letter_token_ids, renormalised_letter_logprobs)
+from kerec.llm.base import (LLMError, Messages, adapter_rank, check_generation, check_num_choices, check_prompts,
+                            flat_ids, letter_token_ids, renormalised_letter_logprobs)
 from kerec.llm.default_model import DEFAULT_MODEL, default_model_dir
 
 INSTALL_HINT = ("install vLLM in its own environment: `pip install 'kerec[gpu]'` on CUDA, or "
@@ -25,15 +25,27 @@ class VLLMLLM:
     """An :class:`~kerec.llm.LLM` on a vLLM engine.
 
     ``model``: ``"default"`` (the converted SmolLM2 folder that :class:`~kerec.llm.TransformersLLM` uses,
-    converted on first use), a local folder or a Hugging Face id. ``engine_kwargs`` go to ``vllm.LLM``
-    unchanged (``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ``quantization``…).
+    converted on first use), a local folder or a Hugging Face id. ``adapter``: a LoRA adapter folder (peft
+    format, e.g. the ``adapter/`` of a ``kerec finetune`` step) applied to every request through vLLM's
+    ``enable_lora`` (text-only serving of a tuned model: the graph soft prompt is not passed).
+    ``engine_kwargs`` go to ``vllm.LLM`` unchanged (``dtype``, ``max_model_len``,
+    ``gpu_memory_utilization``, ``quantization``…).
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, progress: bool = False, **engine_kwargs: Any) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | Path | None = None, progress: bool = False,
+                 **engine_kwargs: Any) -> None:
         vllm = _import_vllm()
         self.model_id = model
         self.source = str(default_model_dir()) if model == DEFAULT_MODEL else model
         self.progress = progress
+        self.adapter = None if adapter is None else Path(adapter)
+        self._lora = None
+        if self.adapter is not None:
+            from vllm.lora.request import LoRARequest
+
+            rank = adapter_rank(self.adapter)
+            engine_kwargs = {"enable_lora": True, "max_lora_rank": max(8, rank), "max_loras": 1} | engine_kwargs
+            self._lora = LoRARequest("kerec-adapter", 1, str(self.adapter.resolve()))
         try:
             self.engine = vllm.LLM(model=self.source, **engine_kwargs)
         except Exception as exc:  # vLLM raises many types (config, CUDA, memory); all mean "cannot start"
@@ -44,7 +56,8 @@ class VLLMLLM:
 
     @property
     def name(self) -> str:
-        return Path(self.source).name if self.model_id == DEFAULT_MODEL else self.source
+        base = Path(self.source).name if self.model_id == DEFAULT_MODEL else self.source
+        return f"{base}@{self.adapter}" if self.adapter else base
 
     def letter_logprobs(self, prompts: Sequence[Messages], num_choices: int) -> np.ndarray:
         """shape: (len(prompts), num_choices), float64; each row a log-distribution over letters A…."""
@@ -53,7 +66,8 @@ class VLLMLLM:
         letters = self._letter_ids(num_choices)
         columns = flat_ids(letters)
         params = self._sampling_params(max_tokens=1, temperature=0.0, logprob_token_ids=columns)
-        outputs = self.engine.chat(list(prompts), params, add_generation_prompt=True, use_tqdm=self.progress)
+        outputs = self.engine.chat(list(prompts), params, add_generation_prompt=True, use_tqdm=self.progress,
+                                   lora_request=self._lora)
         rows = np.empty((len(prompts), len(columns)), dtype=np.float64)
         for i, output in enumerate(outputs):
             first = output.outputs[0].logprobs[0]
@@ -71,7 +85,8 @@ class VLLMLLM:
         check_generation(max_new_tokens, temperature)
         params = self._sampling_params(max_tokens=max_new_tokens, temperature=temperature,
                                        seed=seed if temperature > 0 else None)
-        outputs = self.engine.chat(list(prompts), params, add_generation_prompt=True, use_tqdm=self.progress)
+        outputs = self.engine.chat(list(prompts), params, add_generation_prompt=True, use_tqdm=self.progress,
+                                   lora_request=self._lora)
         return [output.outputs[0].text.strip() for output in outputs]
 
     def _letter_ids(self, num_choices: int) -> list[list[int]]:

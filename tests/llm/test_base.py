@@ -52,9 +52,12 @@ def test_a_single_chat_where_a_batch_is_expected_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(("spec", "error"), [
-    ("llama:foo", "unknown LLM spec 'llama:foo'; expected one of: default, default+int8, "
-                  "transformers:<model id or folder>[+int8|+nf4], vllm:<model id or folder>, openai:<url>#<model>"),
+    ("llama:foo", "unknown LLM spec 'llama:foo'; expected one of: default[@adapter], default+int8, "
+                  "transformers:<model id or folder>[@adapter][+int8|+nf4], vllm:<model id or folder>[@adapter], "
+                  "openai:<url>#<model>"),
     ("transformers:", "unknown LLM spec"),
+    ("default@", "names no adapter folder after '@'"),
+    ("default@/no/such/adapter", "/no/such/adapter is not a LoRA adapter folder: no adapter_config.json"),
     ("openai:http://127.0.0.1:8000", "lacks the model"),
     ("openai:127.0.0.1:8000#m", "must start with http:// or https://"),
 ])

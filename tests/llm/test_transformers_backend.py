@@ -152,3 +152,23 @@ def test_int8_is_quantized_close_to_float32_and_cpu_only(llm: TransformersLLM) -
     assert quantized.generate([chat("Say hello.")], max_new_tokens=8)[0]
     with pytest.raises(LLMError, match="CPU only"):
         TransformersLLM(quantization="int8", device="cuda")
+
+
+def test_a_lora_adapter_is_merged_and_matches_peft(llm: TransformersLLM, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    # A random adapter (B not zero-initialised), so that it changes the answers.
+    torch.manual_seed(0)
+    base = TransformersLLM(progress=False)
+    peft_model = get_peft_model(base.model, LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"],
+                                                       init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    prompts = [chat(f"Repeat exactly this letter: {x}") for x in "BCDE"]
+    base.model = peft_model.eval()
+    want = base.letter_logprobs(prompts, 5)
+    tuned = load_llm(f"default@{tmp_path / 'adapter'}", progress=False)
+    assert tuned.name.endswith(f"@{tmp_path / 'adapter'}")
+    got = tuned.letter_logprobs(prompts, 5)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert np.abs(got - llm.letter_logprobs(prompts, 5)).max() > 0.05  # the adapter does change the scores
