@@ -7,8 +7,11 @@ import shlex
 import sys
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="evaluation config YAML, e.g. eval/configs/quick.yaml")
+def configure(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """Add the options. ``required=False`` when the parser also has subcommands (``kerec eval retriever``):
+    :func:`run` then fails with a clear message if ``--config`` is missing."""
+    parser.add_argument("--config", required=required, default=None,
+                        help="evaluation config YAML, e.g. eval/configs/quick.yaml")
     parser.add_argument("--out", default=None, help="report folder (default: eval/results/<name>)")
     parser.add_argument("--work", default=None, help="run folder for trained retrievers and shards "
                                                      "(default: runs/eval/<name>)")
@@ -21,8 +24,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kerec.eval.config import load_eval_config
+    from kerec.eval.config import EvalConfigError, load_eval_config
 
+    if args.config is None:
+        raise EvalConfigError("give --config FILE (e.g. eval/configs/quick.yaml) or a subcommand such as `retriever`")
     config = load_eval_config(args.config)
     if args.check:
         print(f"{args.config}: ok ({len(config.systems)} systems, {len(config.seeds)} seed(s))")

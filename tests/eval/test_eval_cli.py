@@ -25,3 +25,21 @@ def test_bad_config_exits_2_with_the_valid_choices(tmp_path: Path, capsys: pytes
     assert main(["--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "unknown system(s) 'sasrec'" in err and "kerec-no-kg" in err
+
+
+def test_options_sit_beside_subcommands_as_kerec_cli_wires_them(tmp_path: Path) -> None:
+    import argparse
+
+    from kerec.eval.cli import configure, run
+    from kerec.eval.config import EvalConfigError
+
+    parser = argparse.ArgumentParser(prog="kerec eval")
+    configure(parser, required=False)
+    sub = parser.add_subparsers(dest="sub", required=False)
+    sub.add_parser("retriever").add_argument("--part", default="test")
+    args = parser.parse_args(["--config", "x.yaml", "--fresh", "--no-progress"])
+    assert (args.config, args.fresh, args.no_progress, args.sub) == ("x.yaml", True, True, None)
+    args = parser.parse_args(["retriever", "--part", "valid"])
+    assert args.sub == "retriever" and args.config is None
+    with pytest.raises(EvalConfigError, match="give --config FILE"):
+        run(args)
