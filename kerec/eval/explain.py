@@ -50,6 +50,7 @@ def explain_users(rec: Any, users: Sequence[str], k: int, shard: Shard, *, progr
     from kerec.explain import check
 
     done = {r["users"][0]: r for r in shard.records()}
+    titles = (rec.titles,) if hasattr(type(rec), "titles") else ()  # the API's own title check, where it has one
     for user in tqdm([u for u in users if u not in done], desc="explanations + latency", unit="user",
                      disable=not progress):
         with stage_timer(rec) as spent:
@@ -64,7 +65,7 @@ def explain_users(rec: Any, users: Sequence[str], k: int, shard: Shard, *, progr
             if r.evidence:
                 tried += len(r.rejected) + (r.explanation_source in ("llm", "llm-retry"))
                 passed += r.explanation_source in ("llm", "llm-retry")
-                _, reason = check(r.explanation, r.evidence, rec.store, history, r.item_id)
+                _, reason = check(r.explanation, r.evidence, rec.store, history, r.item_id, *titles)
                 found = rec.store.facts(list(r.cited_facts))
                 cited += len(r.cited_facts)
                 grounded += sum(f in found for f in r.cited_facts) if reason is None else 0
