@@ -132,19 +132,34 @@ class Recommender:
 
         self._train_hist: dict[int, list[str]] | None = None
         self._titles: TitleIndex | None = None
+        self.tuned: Any = None  # a kerec.finetune.scoring.TunedRanker ranking in place of ``llm`` (see load)
         self._popularity = popularity_scores(prepared.split.train, self.dataset.num_items).numpy().astype(np.float64)
 
     @classmethod
     def load(cls, path: str | Path = "default", *, data: str | None = None, store: str | GraphStore | None = None,
-             llm: str | LLM | None = "default", settings: Settings | None = None) -> Recommender:
+             llm: str | LLM | None = "default", settings: Settings | None = None,
+             tuned: str | Path | None = None) -> Recommender:
         """``path``: a retriever checkpoint (``kerec train retriever --out``) or "default"
         (:func:`default_checkpoint`). ``data``: the dataset it was trained on (default: the embedded one);
         ``store``: None (an in-process store loaded here), a Bolt URI holding the same dataset, or a store;
         ``llm``: a spec for :func:`kerec.llm.load_llm` ("default" = SmolLM2-135M-Instruct on CPU), an LLM,
-        or None (GNN ranking and templated explanations only)."""
+        or None (GNN ranking and templated explanations only).
+
+        ``tuned``: a ``kerec finetune`` run or step folder. Its tuned LLM ranks the candidates with the
+        graph soft prompt (:class:`kerec.finetune.scoring.TunedRanker`; the history it shows is the training
+        split), and with ``path="default"`` its tuned GNN is the retriever. Explanations still come from
+        ``llm``: give ``"default@<step>/adapter"`` to write them with the tuned adapter (text only)."""
         from kerec.gnn.checkpoint import Checkpoint
         from kerec.retriever import load_retriever, prepare_from_checkpoint
 
+        ranker = None
+        if tuned is not None:
+            from kerec.finetune import checkpoint as finetune_checkpoint
+            from kerec.finetune.scoring import TunedRanker
+
+            ranker = TunedRanker.load(tuned, data=data)
+            if str(path) == "default":
+                path = finetune_checkpoint.resolve(tuned) / "retriever.pt"
         ckpt_path = default_checkpoint() if str(path) == "default" else Path(path)
         if not ckpt_path.is_file():
             hint = " (run `kerec train retriever` first; it writes there by default)" if str(path) == "default" else ""
@@ -157,7 +172,12 @@ class Recommender:
             from kerec.llm import load_llm
 
             llm = load_llm(llm)
-        return cls(prepared, model, graph, graph_store, llm, settings or _saved_settings(ckpt_path))
+        settings = settings or _saved_settings(ckpt_path)
+        if ranker is not None:  # the soft prompt has one slot per candidate the model was tuned with
+            settings = replace(settings, candidates=min(settings.candidates, ranker.builder.config.candidates))
+        rec = cls(prepared, model, graph, graph_store, llm, settings)
+        rec.tuned = ranker
+        return rec
 
     # ------------------------------------------------------------------ public calls
     def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True, candidates: Sequence[str] | None = None,
@@ -299,6 +319,13 @@ class Recommender:
         return messages
 
     def _llm_rank(self, plans: Sequence[_Plan]) -> None:
+        if self.tuned is not None:
+            ext = self.dataset.items.external
+            rows = self.tuned.letter_logprobs([p.user for p in plans], [[ext(i) for i in p.top] for p in plans])
+            for plan, row in zip(plans, rows):
+                plan.llm = np.asarray(row[: len(plan.top)], dtype=np.float64)
+                plan.weight = self.settings.fusion_weight
+            return
         if self.llm is None:  # LLM scores are computed even at weight 0: recommendations report them
             return
         by_size: dict[int, list[_Plan]] = {}

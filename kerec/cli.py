@@ -241,7 +241,8 @@ def cmd_eval_retriever(args: argparse.Namespace) -> None:
 def cmd_recommend(args: argparse.Namespace) -> None:
     from kerec.api import Recommender
 
-    rec = Recommender.load(args.checkpoint, data=args.data, store=args.store, llm=None if args.llm == "none" else args.llm)
+    rec = Recommender.load(args.checkpoint, data=args.data, store=args.store, llm=None if args.llm == "none" else args.llm,
+                           tuned=args.tuned)
     overrides = {"candidates": args.candidates, "fusion_weight": args.fusion_weight, "explanations": args.explanations}
     rec.settings = replace(rec.settings, **{k: v for k, v in overrides.items() if v is not None})
     results = rec.recommend_many(args.user, args.k, candidates=args.candidates_list, explain=not args.no_explain)
@@ -413,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LLM spec: 'default' (SmolLM2-135M-Instruct, transformers on CPU), 'default+int8' (the same, "
                         "int8 weights: ~2x faster on CPU), 'transformers:<id or path>', 'vllm:<id>', "
                         "'openai:<url>#<model>', or 'none' (GNN ranking, templated explanations)")
+    p.add_argument("--tuned", default=None, metavar="DIR",
+                   help="a `kerec finetune` run or step folder: its LLM ranks with the graph soft prompt, and its GNN is "
+                        "the retriever unless --checkpoint is given (explanations: --llm, e.g. default@DIR/step-N/adapter)")
     p.add_argument("--candidates", type=int, default=None, help="GNN candidates the LLM ranks (≤ 20, default 20)")
     p.add_argument("--candidates-list", nargs="+", default=None, metavar="ITEM", help="rank only these item ids")
     p.add_argument("--fusion-weight", type=float, default=None,

@@ -93,3 +93,21 @@ def test_resume_refuses_another_base_model(synth_dir: Path, tiny_llm: Path, tmp_
     with pytest.raises(FinetuneCheckpointError, match="was tuned on base model"):
         finetune(recipe.replace(llm={"model": str(other)}, out=str(tmp_path / "x")), resume=tmp_path / "run",
                  progress=False)
+
+
+def test_the_recommender_ranks_with_a_tuned_checkpoint(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+    from kerec.api import Recommender
+
+    finetune(tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 2}), progress=False)
+    rec = Recommender.load(tuned=tmp_path / "run", data=str(synth_dir), llm=None)
+    assert rec.tuned is not None
+    user = rec.dataset.users.external(0)
+    recs = rec.recommend(user, k=5, explain=False)
+    # The tuned GNN chose the candidates; the tuned LLM (soft prompt) scored their letters.
+    plan = rec._plan(user, 5, True, None)
+    want = rec.tuned.letter_logprobs([user], [[rec.dataset.items.external(i) for i in plan.top]])[0]
+    got = {r.item_id: r.llm_logprob for r in recs}
+    for n, i in enumerate(plan.top):
+        if rec.dataset.items.external(i) in got:
+            assert got[rec.dataset.items.external(i)] == pytest.approx(want[n])
+    assert np.isclose(np.exp(want).sum(), 1.0)
