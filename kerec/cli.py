@@ -390,7 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "`kerec recommend` looks; KEREC_HOME defaults to ~/.cache/kerec)")
     p.set_defaults(func=cmd_train_retriever)
 
-    evalp = top.add_parser("eval", help="evaluate a stage").add_subparsers(dest="sub", required=True, metavar="SUB")
+    from kerec.eval.cli import configure as configure_eval, run as run_eval
+
+    evalparser = top.add_parser(
+        "eval", help="batch evaluation: `--config FILE` for the whole report, or a stage (`retriever`)",
+        description="Evaluate every stage over held-out users from one config (`kerec eval --config "
+                    "eval/configs/quick.yaml`: report, tables and plots under eval/results/<name>/), "
+                    "or one retriever checkpoint (`kerec eval retriever`).")
+    configure_eval(evalparser, required=False)
+    evalparser.set_defaults(func=run_eval)
+    evalp = evalparser.add_subparsers(dest="sub", required=False, metavar="SUB")
     p = evalp.add_parser("retriever", help="full-ranking Recall/NDCG/Hit/MRR@10,20 of a trained retriever",
                          description="Evaluate a retriever checkpoint on its own split (test touched once).")
     _add_data_args(p)

@@ -76,7 +76,7 @@ def test_every_command_has_help() -> None:
     for argv in (["--help"], ["quickstart", "--help"], ["data", "info", "--help"], ["data", "split", "--help"],
                  ["kg", "serve", "--help"], ["kg", "load", "--help"], ["kg", "stats", "--help"], ["kg", "show", "--help"],
                  ["train", "retriever", "--help"], ["eval", "retriever", "--help"], ["recommend", "--help"],
-                 ["finetune", "--help"], ["chat", "--help"], ["serve", "--help"]):
+                 ["finetune", "--help"], ["chat", "--help"], ["serve", "--help"], ["eval", "--help"]):
         with pytest.raises(SystemExit) as info:
             parser.parse_args(argv)
         assert info.value.code == 0
@@ -182,3 +182,14 @@ def test_recommend_prints_explained_lists_and_draws(tmp_path: Path, capsys: pyte
 
     recs = json.loads(capsys.readouterr().out)["u0"]
     assert [r["rank"] for r in recs] == [1, 2] and recs[0]["explanation"] is None
+
+
+def test_eval_takes_a_config_or_a_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsystems: [kerec, sasrec]\nprotocols: {full: {}}\n")
+    assert main(["eval", "--config", str(bad)]) == 2
+    assert "unknown system(s) 'sasrec'" in capsys.readouterr().err
+    assert main(["eval"]) == 2
+    assert "give --config FILE" in capsys.readouterr().err
+    args = build_parser().parse_args(["eval", "retriever", "--part", "valid"])
+    assert args.func.__name__ == "cmd_eval_retriever" and args.part == "valid"
