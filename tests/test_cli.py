@@ -193,3 +193,13 @@ def test_eval_takes_a_config_or_a_subcommand(tmp_path: Path, capsys: pytest.Capt
     assert "give --config FILE" in capsys.readouterr().err
     args = build_parser().parse_args(["eval", "retriever", "--part", "valid"])
     assert args.func.__name__ == "cmd_eval_retriever" and args.part == "valid"
+
+
+def test_top_level_exports() -> None:
+    import kerec
+    from kerec.api import Recommender
+    from kerec.eval.harness import evaluate
+
+    assert kerec.evaluate is evaluate and kerec.Recommender is Recommender
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        kerec.nope  # noqa: B018
