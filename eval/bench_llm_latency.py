@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=30, help="users timed per configuration with templated explanations")
     p.add_argument("--explain-users", type=int, default=5, help="users timed with LLM-written explanations")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--configs", nargs="+", default=[f"{spec}/{exp}" for spec, exp in CONFIGS],
+                   help="configurations to time, as LLM/explanations")
     p.add_argument("--out", default=str(ROOT / "eval" / "results" / "llm_latency"))
     return p.parse_args(argv)
 
@@ -89,6 +91,10 @@ def agreement(fp32: Any, int8: Any, prompts: list[Any]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    valid = {f"{spec}/{exp}" for spec in ("none", "default", "default+int8") for exp in ("template", "llm")}
+    unknown = sorted(set(args.configs) - valid)
+    if unknown:
+        raise SystemExit(f"unknown configuration(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -99,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     test_users = sorted({base.dataset.users.external(int(u)) for u, _ in base.prepared.split.test}, key=int)
     users = test_users[: args.users]
     llms = {spec: load_llm(spec, progress=False) for spec in ("default", "default+int8")}
+    prompts = base.ranking_prompts(users)
+    agree = agreement(llms["default"], llms["default+int8"], prompts)
     results: dict[str, Any] = {}
-    for spec, explanations in CONFIGS:
+    for spec, explanations in (c.split("/") for c in args.configs):
         rec = Recommender.load(args.checkpoint, llm=None)
         rec.llm = None if spec == "none" else llms[spec]
         rec.settings = replace(rec.settings, explanations=explanations)
@@ -110,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         results[key] = measure(rec, chosen)
         for llm in llms.values():  # undo the timing wrappers
             llm.__dict__.pop("letter_logprobs", None)
-    prompts = base.ranking_prompts(users)
-    agree = agreement(llms["default"], llms["default+int8"], [p for p in prompts])
-    write(Path(args.out), args, results, agree)
+        write(Path(args.out), args, results, agree)  # after each configuration: a long run keeps what it measured
     return 0
 
 
