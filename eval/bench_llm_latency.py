@@ -104,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     base = Recommender.load(args.checkpoint, llm=None)
     test_users = sorted({base.dataset.users.external(int(u)) for u, _ in base.prepared.split.test}, key=int)
     users = test_users[: args.users]
-    llms = {spec: load_llm(spec, progress=False) for spec in ("default", "default+int8")}
-    prompts = base.ranking_prompts(users)
-    agree = agreement(llms["default"], llms["default+int8"], prompts)
+    specs = {c.split("/")[0] for c in args.configs} - {"none"}
+    llms = {spec: load_llm(spec, progress=False) for spec in sorted(specs)}
+    agree = {}
+    if len(llms) == 2:
+        agree = agreement(llms["default"], llms["default+int8"], base.ranking_prompts(users))
     results: dict[str, Any] = {}
     for spec, explanations in (c.split("/") for c in args.configs):
         rec = Recommender.load(args.checkpoint, llm=None)
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write(out: Path, args: argparse.Namespace, results: dict[str, Any], agree: dict[str, float]) -> None:
+def write(out: Path, args: argparse.Namespace, results: dict[str, Any], agree: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -141,9 +143,11 @@ def write(out: Path, args: argparse.Namespace, results: dict[str, Any], agree: d
         lines.append(f"| {spec} | {explanations.split()[0]} | {r['users']} | {r['total']['p50']:.3f} s | "
                      f"{r['total']['p95']:.3f} s | {r['plan']['p50'] * 1000:.0f} ms | {r['rank']['p50']:.2f} s | "
                      f"{r['explain']['p50']:.2f} s | {r['template_share']:.0%} |")
-    lines += ["", f"float32 vs int8 on the same {agree['prompts']} ranking prompts (20 letters): same top letter "
-              f"{agree['top_letter_same']:.0%}, mean Spearman correlation of the letter log-probabilities "
-              f"{agree['spearman_mean']:.3f}.", ""]
+    if agree:
+        lines += ["", f"float32 vs int8 on the same {agree['prompts']} ranking prompts (20 letters): same top letter "
+                  f"{agree['top_letter_same']:.0%}, mean Spearman correlation of the letter log-probabilities "
+                  f"{agree['spearman_mean']:.3f}."]
+    lines.append("")
     (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 
