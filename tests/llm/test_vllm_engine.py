@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.skipif(os.environ.get("KEREC_SKIP_VLLM") == "1", reason="KEREC_SKIP_VLLM=1: no vLLM here on purpose")
+@pytest.mark.timeout(1800)  # a first engine start compiles kernels for minutes on 2 cores (the probe has 1500 s)
 def test_vllm_engine_agrees_with_transformers(tmp_path: Path) -> None:
     assert importlib.util.find_spec("vllm") is not None, "vLLM is not installed: run `bash .ci/setup`"
     import torch
