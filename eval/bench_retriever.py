@@ -32,20 +32,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kerec.eval.config import RETRIEVER_SYSTEMS
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
-# system name -> (RetrieverSpec overrides, TrainConfig overrides). "pop" trains nothing.
+# system name -> (RetrieverSpec overrides, TrainConfig overrides), as `kerec eval --config` defines them;
+# "random" is the harness's own row, not a trained system.
 SYSTEMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "pop": ({"model": "pop"}, {}),
-    "bpr": ({"model": "bpr"}, {}),
-    "lightgcn": ({"model": "lightgcn"}, {}),
-    "kerec": ({"model": "kerec"}, {}),
-    "kerec-no-kg": ({"model": "kerec", "use_kg": False}, {}),
-    "kerec-no-text": ({"model": "kerec", "use_text": False}, {}),
-    "kerec-no-lk": ({"model": "kerec"}, {"lambda_k": 0.0}),
-}
+    name: overrides for name, overrides in RETRIEVER_SYSTEMS.items() if name != "random"}
 
 
 LABELS = {"pop": "Pop", "bpr": "BPR-MF (kerec's trainer)", "lightgcn": "LightGCN (PyG, kerec's trainer)",
