@@ -13,20 +13,17 @@ from kerec.kg import MemoryStore, build_ckg
 
 from .conftest import TINY_ATOMIC
 from .gnn.synthetic import GENRES, write_synthetic
+from .tiny_retriever import train_tiny_retriever
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from kerec.cli import main
-
     root = tmp_path_factory.mktemp("api")
     data = write_synthetic(root / "synth")
     # One user listed in .user but without any interaction: the empty-history case.
     (data / "synth.user").write_text("user_id:token\tage:token\n" + "".join(f"u{u}\t30\n" for u in range(40)) + "u_new\t20\n")
     out = root / "run"
-    assert main(["train", "retriever", "--data", str(data), "--no-text", "--dim", "16", "--epochs", "40",
-                 "--batch-size", "64", "--lr", "0.01", "--out", str(out)]) == 0
-    return data, out / "retriever.pt"
+    return data, train_tiny_retriever(data, out)
 
 
 @pytest.fixture(scope="module")

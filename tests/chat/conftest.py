@@ -8,18 +8,15 @@ import pytest
 from kerec.api import Recommender
 
 from .films import write_films
+from ..tiny_retriever import train_tiny_retriever
 
 
 @pytest.fixture(scope="session")
 def films_trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from kerec.cli import main
-
     root = tmp_path_factory.mktemp("chat")
     data = write_films(root / "films")
     out = root / "run"
-    assert main(["train", "retriever", "--data", str(data), "--no-text", "--dim", "16", "--epochs", "40",
-                 "--batch-size", "64", "--lr", "0.01", "--out", str(out)]) == 0
-    return data, out / "retriever.pt"
+    return data, train_tiny_retriever(data, out)
 
 
 @pytest.fixture(scope="session")

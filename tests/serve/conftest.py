@@ -17,6 +17,7 @@ from kerec.kg.model import Fact, Label, NodeRef
 from kerec.kg.store import GraphStore, HistoryItem, StoreInfo, StoreStats
 
 from ..gnn.synthetic import GENRES, ITEMS, write_synthetic
+from ..tiny_retriever import train_tiny_retriever
 
 GENRE_NAMES = ("Comedy", "Drama", "Action", "Horror")
 XSS_IMG = '<img src=x onerror="window.__xss=1">'
@@ -87,16 +88,12 @@ class SwitchableStore(GraphStore):
 
 @pytest.fixture(scope="session")
 def serve_trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from kerec.cli import main
-
     root = tmp_path_factory.mktemp("serve")
     data = write_synthetic(root / "synth")
     (data / "synth.item").write_text("item_id:token\tmovie_title:token_seq\tclass:token_seq\n" + "".join(
         f"i{i}\t{title(i)}\t{GENRE_NAMES[i % GENRES]}\n" for i in range(ITEMS)))
     out = root / "run"
-    assert main(["train", "retriever", "--data", str(data), "--no-text", "--dim", "16", "--epochs", "40",
-                 "--batch-size", "64", "--lr", "0.01", "--out", str(out)]) == 0
-    return data, out / "retriever.pt"
+    return data, train_tiny_retriever(data, out)
 
 
 @pytest.fixture(scope="session")
