@@ -117,7 +117,7 @@ class Recommender:
     """A trained retriever, the graph store of its dataset and (optionally) an LLM. Build with :meth:`load`."""
 
     def __init__(self, prepared: Prepared, model: Any, graph: Any, store: GraphStore, llm: LLM | None,
-                 settings: Settings = Settings()) -> None:
+                 settings: Settings = Settings(), tuned: Any = None) -> None:
         self.prepared, self.model, self.graph, self.store, self.llm, self.settings = (
             prepared, model, graph, store, llm, settings)
         from kerec.gnn.models import KnowledgeRetriever
@@ -133,7 +133,7 @@ class Recommender:
 
         self._train_hist: dict[int, list[str]] | None = None
         self._titles: TitleIndex | None = None
-        self.tuned: Any = None  # a kerec.finetune.scoring.TunedRanker ranking in place of ``llm`` (see load)
+        self.tuned = tuned  # a kerec.finetune.scoring.TunedRanker ranking in place of ``llm`` (see load)
         self._popularity = popularity_scores(prepared.split.train, self.dataset.num_items).numpy().astype(np.float64)
 
     @classmethod
@@ -176,8 +176,7 @@ class Recommender:
         settings = settings or _saved_settings(ckpt_path)
         if ranker is not None:  # the soft prompt has one slot per candidate the model was tuned with
             settings = replace(settings, candidates=min(settings.candidates, ranker.builder.config.candidates))
-        rec = cls(prepared, model, graph, graph_store, llm, settings)
-        rec.tuned = ranker
+        rec = cls(prepared, model, graph, graph_store, llm, settings, tuned=ranker)
         # The in-process store, id maps and model are millions of long-lived objects: without this, every
         # full collection (path search allocates enough to trigger them) rescans them all and a request
         # that meets one takes ~0.8 s instead of ~60 ms (p95 of recommend, eval/results/llm_latency).

@@ -93,8 +93,7 @@ class EvidenceBuilder:
             for f in facts:
                 value = f.other(node)
                 if value.label == "Entity" and names.get(value):
-                    text = f"{names.get(node) or node.id} — {noun(f.relation)}: {names[value]}"
-                    out[node.id].append(Evidence(node.id, "attribute", text, (f,), None))
+                    out[node.id].append(Evidence(node.id, "attribute", _attribute_text(node, f, names), (f,), None))
         return out
 
     def best(self, history: Sequence[str], candidates: Sequence[str], scorer: FactScorer | None = None, *,
@@ -135,9 +134,7 @@ class EvidenceBuilder:
                     ev.append(Evidence(cand, "path", _path_text(routes[key], source, via, target, names), fs,
                                        source, score))
                 else:
-                    value = fs[0].other(key)
-                    text = f"{names.get(key) or key.id} — {noun(fs[0].relation)}: {names[value]}"
-                    ev.append(Evidence(cand, "attribute", text, fs, None, score))
+                    ev.append(Evidence(cand, "attribute", _attribute_text(key, fs[0], names), fs, None, score))
             ev.sort(key=lambda e: (-e.score, e.kind != "path", e.text))
             out[cand] = ev[:top]
         return out
@@ -173,6 +170,10 @@ def _routes(paths: Sequence[Path]) -> dict[tuple[str, NodeRef | None, str], list
         elif len(p.facts) == 2:
             routes[(p.source, p.nodes[1], p.target)].append(p)
     return routes
+
+
+def _attribute_text(node: NodeRef, fact: Fact, names: Mapping[NodeRef, str | None]) -> str:
+    return f"{names.get(node) or node.id} — {noun(fact.relation)}: {names[fact.other(node)]}"
 
 
 def _path_text(route: Sequence[Path], source: str, via: NodeRef | None, target: str,
