@@ -10,7 +10,9 @@ missing dataset or split folder is an error before anything is loaded):
 * ``protocols``: any of ``full``, ``candidates``, ``explain``, ``cold_start`` (one section each;
   a protocol runs when its section is present).
 * ``llm`` (:class:`LLMSection`), ``slices`` (:class:`SlicesSection`), ``significance``
-  (:class:`SignificanceSection`), ``anchors`` (:class:`AnchorsSection`), ``threads``.
+  (:class:`SignificanceSection`), ``anchors`` (:class:`AnchorsSection`), ``threads`` (torch threads per
+  process), ``workers`` (retrievers trained at once, each in its own process with ``threads`` threads;
+  the scoring and LLM phases that follow run in one process with ``threads × workers`` threads).
 
 Relative paths are taken from the current working directory (like every kerec command line path).
 """
@@ -145,11 +147,14 @@ class ProtocolsSection:
 @dataclass(frozen=True)
 class LLMSection:
     """``spec``: :func:`kerec.llm.load_llm` spec ("default" = SmolLM2-135M-Instruct on CPU); ``finetune``: a
-    ``kerec finetune`` run or step folder, needed by ``llm-tuned``/``llm-soft``/``llm-both``."""
+    ``kerec finetune`` run or step folder, needed by ``llm-tuned``/``llm-soft``/``llm-both``;
+    ``tuned_engine``: what runs the tuned LLM, "transformers" or "vllm" (LoRA via ``enable_lora``, the
+    graph soft prompt as prompt embeddings)."""
 
     spec: str = "default"
     batch_size: int = 8
     finetune: str | None = None
+    tuned_engine: str = "transformers"
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,7 @@ class EvalConfig:
     significance: SignificanceSection = SignificanceSection()
     anchors: AnchorsSection = AnchorsSection()
     threads: int = 1
+    workers: int = 1
     source: str = ""  # the file it came from (not a YAML key)
 
     def to_dict(self) -> dict[str, Any]:
@@ -333,6 +339,7 @@ def check(config: EvalConfig, *, check_paths: bool = True) -> None:
     if len(set(config.systems)) != len(config.systems):
         raise EvalConfigError(f"{src}: systems lists a name twice: {list(config.systems)}")
     _at_least(src, "threads", config.threads, 1)
+    _at_least(src, "workers", config.workers, 1)
     _check_retriever(config, src)
     _check_protocols(config, src)
     sig = config.significance
@@ -341,6 +348,7 @@ def check(config: EvalConfig, *, check_paths: bool = True) -> None:
     _at_least(src, "slices.activity_buckets", config.slices.activity_buckets, 1)
     _at_least(src, "slices.sparse_max_train", config.slices.sparse_max_train, 0)
     _at_least(src, "llm.batch_size", config.llm.batch_size, 1)
+    _choices(src, "llm.tuned_engine", [config.llm.tuned_engine], ("transformers", "vllm"))
     if check_paths:
         check_data_paths(config)
 

@@ -44,6 +44,13 @@ def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, 
     if config.anchors.run_recbole:
         run_recbole(config)
     phases: dict[str, float] = {}
+    if config.workers > 1:
+        from kerec.eval.systems import pretrain
+
+        start = time.perf_counter()
+        pretrain(config, work, progress=progress)
+        phases["training"] = time.perf_counter() - start
+        torch.set_num_threads(config.threads * config.workers)  # one process from here on: all the cores
     for name, step in (("full", run.full), ("candidates", run.candidates), ("explain", run.explain),
                        ("cold_start", run.cold_start)):
         if getattr(config.protocols, name) is not None:
@@ -198,7 +205,8 @@ class _Run:
             from kerec.finetune.scoring import TunedRanker
 
             data = None if self.config.dataset.path == "default" else self.config.dataset.path
-            self._tuned = TunedRanker.load(self.config.llm.finetune, data=data, batch_size=self.config.llm.batch_size)
+            self._tuned = TunedRanker.load(self.config.llm.finetune, data=data, batch_size=self.config.llm.batch_size,
+                                           engine=self.config.llm.tuned_engine)
         _, soft, facts = LLM_SYSTEMS[system]
         tuned = self._tuned
         return lambda users, cands: tuned.letter_logprobs(users, cands, soft_prompt=soft,

@@ -43,7 +43,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines += ["## Plots", ""] + [f"![{name}]({path})" for name, path in r["plots"].items()] + [""]
     env = r["environment"]
     lines += ["## How this was made", "", f"Command: `{r['command']}`", "",
-              f"Machine: {env['cpu']}, {env['cores']} cores, {env['torch_threads']} torch thread(s); {env['platform']}; "
+              f"Machine: {env['cpu']}, {env['cores']} cores, {_threads(cfg)}; {env['platform']}; "
               f"Python {env['python']}; git {env['git_commit']}.", "",
               "Packages: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v) + ".", "",
               f"Config (`{r.get('config_file') or '-'}`):", "", "```yaml",
@@ -170,3 +170,11 @@ def _training(r: dict[str, Any]) -> list[str]:
              ", ".join(f"`{v['tensorboard']}`" for v in per.values())] for s, per in t.items()]
     return ["## Training cost", "", "TensorBoard: `tensorboard --logdir " + r["work"] + "/retrievers`", ""] + _table(
         ["system", "epochs (best/run)", "s/epoch (median)", "fit min (mean)", "TensorBoard events"], rows)
+
+
+def _threads(cfg: dict[str, Any]) -> str:
+    threads, workers = cfg.get("threads", 1), cfg.get("workers", 1)
+    if workers > 1:
+        return (f"retrievers trained {workers} at a time with {threads} torch thread(s) each, then "
+                f"{threads * workers} torch threads")
+    return f"{threads} torch thread(s)"

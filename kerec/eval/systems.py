@@ -96,6 +96,10 @@ class Systems:
         tag = "cold-" if cold_fraction is not None else ""
         return self.work / "retrievers" / f"{tag}{system}-seed{seed}-{digest(train_key(self.config, system, seed, cold_fraction))}"
 
+    def is_cached(self, system: str, seed: int, cold_fraction: float | None = None) -> bool:
+        folder = self.folder(system, seed, cold_fraction)
+        return system in UNTRAINED or ((folder / "record.json").is_file() and (folder / "retriever.pt").is_file())
+
     def get(self, system: str, seed: int, cold_fraction: float | None = None) -> Trained:
         """The system trained at ``seed`` (from the cache when there), best validation epoch."""
         key = (system, seed, cold_fraction)
@@ -112,7 +116,7 @@ class Systems:
 
         folder = self.folder(system, seed, cold_fraction)
         ckpt_path, record_path = folder / "retriever.pt", folder / "record.json"
-        if record_path.is_file() and ckpt_path.is_file():
+        if self.is_cached(system, seed, cold_fraction):
             model, graph = load_retriever(Checkpoint.load(ckpt_path), prepared)
             record = json.loads(record_path.read_text(encoding="utf-8"))
         else:
@@ -138,6 +142,52 @@ class Systems:
         with torch.no_grad():
             emb = model(graph)
         return Trained(system, seed, prepared, model, graph, emb, ckpt_path, record)
+
+
+def trainings(config: EvalConfig) -> list[tuple[str, int, float | None]]:
+    """Every (system, seed, cold-start fraction) the config trains, the slowest kinds first."""
+    jobs: list[tuple[str, int, float | None]] = []
+    for seed in config.seeds:
+        jobs += [(s, seed, None) for s in config.retriever_systems if s not in UNTRAINED]
+    if config.protocols.candidates is not None:
+        jobs += [(config.protocols.candidates.retriever, seed, None) for seed in config.seeds]
+    cold = config.protocols.cold_start
+    if cold is not None:
+        jobs += [(s, seed, cold.fraction) for seed in config.seeds[: cold.seeds] for s in cold.systems if s not in UNTRAINED]
+    unique = list(dict.fromkeys(jobs))
+    return sorted(unique, key=lambda job: not settings(config, job[0])[0].model == "kerec")  # stable: config order within
+
+
+def pretrain(config: EvalConfig, work: Path, *, progress: bool = True) -> None:
+    """Train the config's retrievers that are not cached yet, ``config.workers`` at a time, each in a
+    fresh process with ``config.threads`` torch threads; the evaluation then loads them from the cache.
+    With one worker (or one job) nothing happens here: :meth:`Systems.get` trains them in turn."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    systems = Systems(config, work, progress=progress)
+    todo = [job for job in trainings(config) if not systems.is_cached(*job)]
+    if config.workers < 2 or len(todo) < 2:
+        return
+    if any(settings(config, s)[0].model == "kerec" and settings(config, s)[0].use_text for s, _, _ in todo):
+        systems.text()  # once, into the on-disk cache, before the workers start
+    pool = ProcessPoolExecutor(max_workers=min(config.workers, len(todo)), mp_context=multiprocessing.get_context("spawn"))
+    with pool:
+        futures = {pool.submit(_train_one, config, str(work), *job): job for job in todo}
+        bar = tqdm(total=len(todo), desc=f"training retrievers ({config.workers} workers)", unit="model", disable=not progress)
+        for done in as_completed(futures):
+            system, seed, cold = futures[done]
+            fit = done.result()  # a failed training raises here, with the worker's traceback
+            bar.set_postfix_str(f"{'cold-' if cold is not None else ''}{system} seed {seed}: {fit:.0f} s", refresh=False)
+            bar.update()
+        bar.close()
+
+
+def _train_one(config: EvalConfig, work: str, system: str, seed: int, cold: float | None) -> float:
+    torch.set_num_threads(config.threads)
+    return Systems(config, Path(work), progress=False).get(system, seed, cold).record.get("fit_seconds", 0.0)
 
 
 def score_fn(trained: Trained) -> ScoreFn:

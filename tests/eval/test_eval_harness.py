@@ -93,3 +93,28 @@ def test_resume_recomputes_nothing_and_an_interrupted_shard_is_completed(run: tu
     resumed = evaluate(config, out=report.out.parent / "resumed", work=work, progress=False)
     assert resumed.results["full"]["per_seed"] == report.results["full"]["per_seed"]
     assert len(shard.read_text().splitlines()) == len(lines)
+
+
+def test_workers_train_in_parallel_processes_and_the_run_reuses_them(run: tuple[EvalReport, Path, Path]) -> None:
+    """workers: 2 trains each retriever in its own spawned process; the result matches the in-process
+    training of the fixture (same seed, same data) and the evaluation then loads it instead of retraining."""
+    from kerec.eval.systems import Systems, pretrain, trainings
+
+    report, work, data = run
+    raw = books_config(data) | {"systems": ["random", "lightgcn", "kerec"], "seeds": [1], "workers": 2,
+                                "protocols": {"full": {"ks": [5, 10], "curve_max_k": 15, "batch_size": 16}}}
+    config = config_from_dict(raw)
+    jobs = trainings(config)
+    assert jobs == [("kerec", 1, None), ("lightgcn", 1, None)]  # kerec's kind first: the slowest
+    parallel = work.parent / "parallel"
+    pretrain(config, parallel, progress=False)
+    systems = Systems(config, parallel, progress=False)
+    assert all(systems.is_cached(*job) for job in jobs)
+    stamps = {p: p.stat().st_mtime_ns for p in parallel.rglob("retriever.pt")}
+    assert len(stamps) == 2
+    again = evaluate(config, out=work.parent / "parallel-report", work=parallel, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # loaded, not retrained
+    for system in ("kerec", "lightgcn"):
+        got = again.results["full"]["per_seed"][system]["1"]["recall@10"]
+        assert got == pytest.approx(report.results["full"]["per_seed"][system]["1"]["recall@10"], abs=0.02), system
+    assert again.results["phase_seconds"]["training"] >= 0.0
