@@ -8,6 +8,7 @@ shards are equal in size, so N processes follow the 1-process run within floatin
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,16 +62,17 @@ class Objective(nn.Module):
     """The training objective as one module around an unchanged retriever, so DDP can wrap it:
     ``forward`` returns ``(L_R, L_reg, L_K, L_A)`` for a batch and the embeddings it scored."""
 
-    def __init__(self, retriever: Retriever) -> None:
+    def __init__(self, retriever: Retriever, ranking_loss: Callable[..., Tensor] | None = None) -> None:
         super().__init__()
+        from kerec.gnn.train import bpr_loss
+
         self.retriever = retriever
+        self.ranking_loss = ranking_loss or bpr_loss  # (embeddings, users, positives, negatives (B, K)) -> L_R
 
     def forward(self, graph: TrainingGraph, users: Tensor, pos: Tensor, neg: Tensor,
                 triples: Tensor, corrupt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Embeddings]:
-        from kerec.gnn.train import bpr_loss
-
         emb = self.retriever(graph)
-        loss_r = bpr_loss(emb, users, pos, neg)
+        loss_r = self.ranking_loss(emb, users, pos, neg)
         ego_u, ego_i = self.retriever.ego(users, torch.cat([pos, neg.flatten()]))
         loss_reg = (ego_u.pow(2).sum() + ego_i.pow(2).sum()) / len(users)
         loss_k = self.retriever.kg_loss(graph, triples, corrupt) if triples.numel() else torch.zeros((), device=users.device)

@@ -34,6 +34,8 @@ class TrainConfig:
     lr: float = 5e-3  # chosen on ml-100k's validation split (1e-3 and 5e-3 tried; see eval/results/retriever/)
     reg: float = 1e-4  # L2 on the layer-0 embeddings of each batch, divided by the batch size
     negatives: int = 1
+    loss: str = "bpr"  # L_R: "bpr" (pairwise, each negative against the positive) or "softmax" (sampled softmax)
+    temperature: float = 1.0  # softmax only: scores are divided by it
     lambda_k: float = 0.1
     lambda_a: float = 0.0  # graph–text alignment L_A (kerec model with text only)
     kg_batch_size: int = 4096
@@ -46,6 +48,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "negatives", "kg_batch_size", "patience", "eval_every"):
             if getattr(self, name) < 1:
                 raise KerecError(f"train config: {name} must be at least 1, got {getattr(self, name)}")
+        if self.loss not in LOSSES:
+            raise KerecError(f"train config: unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise KerecError(f"train config: temperature must be a positive number, got {self.temperature}")
         if not (math.isfinite(self.lr) and self.lr > 0) or not (self.reg >= 0 and self.lambda_k >= 0 and self.lambda_a >= 0):
             raise KerecError(f"train config: lr must be a positive number, reg, lambda_k and lambda_a non-negative "
                              f"(got lr={self.lr}, reg={self.reg}, lambda_k={self.lambda_k}, lambda_a={self.lambda_a})")
@@ -128,10 +134,32 @@ class TensorBoardLogger:
 
 def bpr_loss(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """-log σ(s(u, i⁺) − s(u, i⁻)), averaged; ``neg`` may hold several negatives per row: (B, K)."""
-    u = emb.users[users]
-    pos_s = (u * emb.items[pos]).sum(-1, keepdim=True)
-    neg_s = torch.einsum("bd,bkd->bk", u, emb.items[neg])
+    pos_s, neg_s = _pair_scores(emb, users, pos, neg)
     return F.softplus(neg_s - pos_s).mean()
+
+
+def softmax_loss(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                 temperature: float = 1.0) -> torch.Tensor:
+    """Sampled softmax (Wu et al., TOIS 2024): -log of the positive's share among itself and the ``K``
+    uniform negatives of its row, scores divided by ``temperature``; ``neg`` (B, K)."""
+    pos_s, neg_s = _pair_scores(emb, users, pos, neg)
+    logits = torch.cat([pos_s, neg_s], dim=1) / temperature
+    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+
+
+def ranking_loss(config: TrainConfig) -> Callable[[Embeddings, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """L_R as the config names it."""
+    if config.loss == "softmax":
+        return lambda emb, users, pos, neg: softmax_loss(emb, users, pos, neg, config.temperature)
+    return bpr_loss
+
+
+def _pair_scores(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    u = emb.users[users]
+    return (u * emb.items[pos]).sum(-1, keepdim=True), torch.einsum("bd,bkd->bk", u, emb.items[neg])
+
+
+LOSSES = ("bpr", "softmax")
 
 
 def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, validate: Validator | None = None,
@@ -147,7 +175,7 @@ def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, valida
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(graph.train_pairs.numpy(), graph.num_items, rng, allowed_items)
-    objective = wrap(Objective(model), ctx)
+    objective = wrap(Objective(model, ranking_loss(config)), ctx)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = TrainState(model, config)
     stopper = EarlyStopping(config.select_metric, config.patience) if validate else None

@@ -68,6 +68,36 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
         TrainConfig(lr=float("nan"))
     with pytest.raises(KerecError, match="unknown retriever 'kgat'"):
         RetrieverSpec(model="kgat")
+    with pytest.raises(KerecError, match="unknown loss 'hinge'; choose one of bpr, softmax"):
+        TrainConfig(loss="hinge")
+    with pytest.raises(KerecError, match="temperature must be a positive number, got 0"):
+        TrainConfig(loss="softmax", temperature=0)
+
+
+def test_ranking_losses_match_hand_computed_values() -> None:
+    from kerec.gnn.models import Embeddings
+    from kerec.gnn.train import bpr_loss, ranking_loss, softmax_loss
+
+    emb = Embeddings(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[2.0, 1.0], [1.0, 1.0], [0.0, 0.5]]))
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([0, 2]), torch.tensor([[1, 2], [0, 1]])
+    # scores: user 0 -> items (2, 1, 0); user 1 -> items (2, 2, 1)
+    bpr = (np.log1p(np.exp(1 - 2)) + np.log1p(np.exp(0 - 2)) + np.log1p(np.exp(2 - 1)) * 2) / 4
+    assert bpr_loss(emb, users, pos, neg).item() == pytest.approx(bpr)
+    soft = lambda p, ns, t: np.log(np.exp(np.array([p, *ns]) / t).sum()) - p / t  # noqa: E731
+    for t in (1.0, 0.5):
+        want = (soft(2, [1, 0], t) + soft(1, [2, 2], t)) / 2
+        assert softmax_loss(emb, users, pos, neg, t).item() == pytest.approx(want, rel=1e-6)
+        assert ranking_loss(TrainConfig(loss="softmax", temperature=t))(emb, users, pos, neg).item() == pytest.approx(want, rel=1e-6)
+    assert ranking_loss(TrainConfig()) is bpr_loss
+
+
+def test_softmax_loss_trains_and_finds_the_planted_genres(synth) -> None:
+    config = TrainConfig(epochs=40, lr=0.02, batch_size=128, patience=40, seed=3, loss="softmax", negatives=8)
+    model, graph, _ = train_retriever(synth, RetrieverSpec(model="kerec", embedding_dim=16, use_text=False), config,
+                                      progress=False)
+    with torch.no_grad():
+        trained = evaluate_embeddings(model(graph), synth, "valid").metrics["recall@10"]
+    assert trained > popularity(synth, "valid").metrics["recall@10"] + 0.25
 
 
 def test_checkpoint_round_trip_and_bad_files(synth, tmp_path: Path, tiny) -> None:
