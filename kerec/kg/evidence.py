@@ -110,12 +110,14 @@ class EvidenceBuilder:
                  if f.other(node).label == "Entity" and names.get(f.other(node))]
         facts = sorted({f for route in routes.values() for p in route for f in p.facts} | {f for _, f in attrs})
         scores = dict(zip(facts, scorer(facts) if scorer else self._prior(facts)))
-        drafts: dict[str, list[tuple[float, object, tuple[Fact, ...]]]] = {c: [] for c in candidates}
+        drafts: dict[str, list[tuple[float, object, set[Fact]]]] = {c: [] for c in candidates}
         for key, route in routes.items():
-            fs = tuple(sorted({f for p in route for f in p.facts}))
-            drafts[key[2]].append((float(sum(scores[f] for f in fs) / len(fs)), key, fs))
+            fs = set(route[0].facts) if len(route) == 1 else {f for p in route for f in p.facts}
+            # The mean in sorted fact order, as rank() takes it (two terms add the same in either order).
+            terms = sorted(fs) if len(fs) > 2 else fs
+            drafts[key[2]].append((float(sum(scores[f] for f in terms) / len(fs)), key, fs))
         for node, f in attrs:
-            drafts[node.id].append((float(scores[f]), node, (f,)))
+            drafts[node.id].append((float(scores[f]), node, {f}))
         # Only routes scoring at least the top-th best can be kept (ties broken by text): render those.
         kept = {}
         for cand, ds in drafts.items():
@@ -128,7 +130,8 @@ class EvidenceBuilder:
         out: dict[str, list[Evidence]] = {c: [] for c in candidates}
         for cand, ds in kept.items():
             ev = []
-            for score, key, fs in ds:
+            for score, key, unsorted in ds:
+                fs = tuple(sorted(unsorted))
                 if not isinstance(key, NodeRef):  # a route (source, via, target); else the candidate's node
                     source, via, target = key
                     ev.append(Evidence(cand, "path", _path_text(routes[key], source, via, target, names), fs,
