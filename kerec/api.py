@@ -139,7 +139,7 @@ class Recommender:
     @classmethod
     def load(cls, path: str | Path = "default", *, data: str | None = None, store: str | GraphStore | None = None,
              llm: str | LLM | None = "default", settings: Settings | None = None,
-             tuned: str | Path | None = None) -> Recommender:
+             tuned: str | Path | None = None, tuned_engine: str = "transformers") -> Recommender:
         """``path``: a retriever checkpoint (``kerec train retriever --out``) or "default"
         (:func:`default_checkpoint`). ``data``: the dataset it was trained on (default: the embedded one);
         ``store``: None (an in-process store loaded here), a Bolt URI holding the same dataset, or a store;
@@ -149,7 +149,9 @@ class Recommender:
         ``tuned``: a ``kerec finetune`` run or step folder. Its tuned LLM ranks the candidates with the
         graph soft prompt (:class:`kerec.finetune.scoring.TunedRanker`; the history it shows is the training
         split), and with ``path="default"`` its tuned GNN is the retriever. Explanations still come from
-        ``llm``: give ``"default@<step>/adapter"`` to write them with the tuned adapter (text only)."""
+        ``llm``: give ``"default@<step>/adapter"`` to write them with the tuned adapter (text only).
+        ``tuned_engine``: "transformers" (the joint model) or "vllm" (the adapter through ``enable_lora``,
+        the soft prompt as prompt embeddings; see :meth:`kerec.finetune.scoring.TunedRanker.load`)."""
         from kerec.gnn.checkpoint import Checkpoint
         from kerec.retriever import load_retriever, prepare_from_checkpoint
 
@@ -158,7 +160,7 @@ class Recommender:
             from kerec.finetune import checkpoint as finetune_checkpoint
             from kerec.finetune.scoring import TunedRanker
 
-            ranker = TunedRanker.load(tuned, data=data)
+            ranker = TunedRanker.load(tuned, data=data, engine=tuned_engine)
             if str(path) == "default":
                 path = finetune_checkpoint.resolve(tuned) / "retriever.pt"
         ckpt_path = default_checkpoint() if str(path) == "default" else Path(path)

@@ -242,7 +242,7 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     from kerec.api import Recommender
 
     rec = Recommender.load(args.checkpoint, data=args.data, store=args.store, llm=None if args.llm == "none" else args.llm,
-                           tuned=args.tuned)
+                           tuned=args.tuned, tuned_engine=args.tuned_engine)
     overrides = {"candidates": args.candidates, "fusion_weight": args.fusion_weight, "explanations": args.explanations}
     rec.settings = replace(rec.settings, **{k: v for k, v in overrides.items() if v is not None})
     results = rec.recommend_many(args.user, args.k, candidates=args.candidates_list, explain=not args.no_explain)
@@ -426,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tuned", default=None, metavar="DIR",
                    help="a `kerec finetune` run or step folder: its LLM ranks with the graph soft prompt, and its GNN is "
                         "the retriever unless --checkpoint is given (explanations: --llm, e.g. default@DIR/step-N/adapter)")
+    p.add_argument("--tuned-engine", choices=("transformers", "vllm"), default="transformers",
+                   help="what runs the --tuned LLM: the joint model in transformers, or vLLM (LoRA adapter via "
+                        "enable_lora, the graph soft prompt as prompt embeddings)")
     p.add_argument("--candidates", type=int, default=None, help="GNN candidates the LLM ranks (≤ 20, default 20)")
     p.add_argument("--candidates-list", nargs="+", default=None, metavar="ITEM", help="rank only these item ids")
     p.add_argument("--fusion-weight", type=float, default=None,

@@ -33,9 +33,9 @@ class JointModel(nn.Module):
         super().__init__()
         self.llm, self.gnn, self.projector = llm, gnn, projector
 
-    def logits(self, graph: TrainingGraph, batch: Batch, keep: int, emb: Embeddings | None = None) -> Tensor:
-        """shape: (B, keep, V) — next-token logits at the last ``keep`` positions of each row, with the
-        soft prompt spliced in before the text. ``emb``: this step's ``gnn(graph)`` if already computed."""
+    def inputs(self, graph: TrainingGraph, batch: Batch, emb: Embeddings | None = None) -> tuple[Tensor, Tensor]:
+        """The LLM's input embeddings (B, k + L, D) and attention mask (B, k + L): the text's token
+        embeddings with the soft prompt spliced in before the text (text alone without a projector)."""
         text = self.llm.get_input_embeddings()(batch.input_ids)
         mask = batch.attention_mask
         if self.projector is not None:
@@ -44,6 +44,19 @@ class JointModel(nn.Module):
             soft, soft_mask = self.projector(graph_inputs(self.gnn, graph, emb, knowledge, batch.users, batch.items,
                                                           batch.item_mask, batch.facts, batch.fact_mask))
             text, mask = splice(soft, soft_mask, text, mask)
+        return text, mask
+
+    def prompt_embeddings(self, graph: TrainingGraph, batch: Batch) -> list[Tensor]:
+        """Each row's unpadded input embeddings, shape (n_b, D): what an engine that takes prompt
+        embeddings (vLLM's ``prompt_embeds``) needs to reproduce :meth:`logits` — masked positions (padding,
+        masked soft tokens) take no position there either."""
+        text, mask = self.inputs(graph, batch)
+        return [row[m.bool()] for row, m in zip(text, mask)]
+
+    def logits(self, graph: TrainingGraph, batch: Batch, keep: int, emb: Embeddings | None = None) -> Tensor:
+        """shape: (B, keep, V) — next-token logits at the last ``keep`` positions of each row, with the
+        soft prompt spliced in before the text. ``emb``: this step's ``gnn(graph)`` if already computed."""
+        text, mask = self.inputs(graph, batch, emb)
         # Left padding shifts real tokens right; positions count real tokens only (as at inference).
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.llm(inputs_embeds=text, attention_mask=mask, position_ids=positions, logits_to_keep=keep)

@@ -7,6 +7,11 @@ over the candidates' letters, so the 20-candidate protocol can compare the LLM b
 
 >>> ranker = TunedRanker.load("finetune-runs/cpu-tiny")          # a run folder (its latest) or step-N
 >>> ranker.letter_logprobs(["1", "2"], [cands_1, cands_2])       # (2, 20); history = training split
+
+Two engines run the LLM: ``engine="transformers"`` (the joint model itself) and ``engine="vllm"``: the
+tuned LoRA adapter served by vLLM (``enable_lora``) and each prompt sent as input embeddings
+(``enable_prompt_embeds``): the text's token embeddings with the graph soft tokens spliced in, built here
+by the projector and the GNN. Both give the same scores up to float error.
 """
 from __future__ import annotations
 
@@ -31,24 +36,42 @@ from kerec.gnn.checkpoint import Checkpoint
 from kerec.llm.base import flat_ids, letter_token_ids, renormalised_letter_logprobs
 
 
+ENGINES = ("transformers", "vllm")
+
+
 class TunedRanker:
     """A tuned joint model ready to score candidate lists. Build with :meth:`load` (or directly from a
     :class:`~kerec.finetune.model.JointModel` during training)."""
 
     def __init__(self, model: JointModel, tokenizer: Any, builder: InstructionBuilder, graph: Any, *,
-                 device: str = "cpu", batch_size: int = 8, progress: bool = False) -> None:
+                 device: str = "cpu", batch_size: int = 8, progress: bool = False, engine: Any = None) -> None:
         self.model, self.tokenizer, self.builder, self.graph = model, tokenizer, builder, graph.to(device)
         self.device, self.batch_size, self.progress = device, batch_size, progress
+        self.engine = engine  # a VLLMLLM taking prompt embeddings, or None: the joint model scores
         self._letters: dict[int, list[list[int]]] = {}
 
     @classmethod
     def load(cls, path: str | Path, *, data: str | None = None, device: str = "cpu", batch_size: int = 8,
-             progress: bool = False) -> TunedRanker:
+             progress: bool = False, engine: str = "transformers", engine_kwargs: dict[str, Any] | None = None
+             ) -> TunedRanker:
         """``path``: a checkpoint folder (``step-N``) or a run folder (its ``latest``); ``data``: the dataset
-        folder if not the recipe's. Fails if the recipe's base LLM is not the one the checkpoint was tuned on."""
+        folder if not the recipe's; ``engine``: "transformers" or "vllm" (``engine_kwargs`` go to
+        ``vllm.LLM``). Fails if the recipe's base LLM is not the one the checkpoint was tuned on."""
+        if engine not in ENGINES:
+            raise FinetuneError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         folder = ck.resolve(path)
         state = ck.load_state(folder)
         recipe = Recipe.from_dict(state.recipe, f"{folder}/finetune.pt")
+        served = None
+        if engine == "vllm":  # first: vLLM's start-up scan of loaded modules must not meet bitsandbytes (peft)
+            if recipe.llm.quantization is not None:
+                raise FinetuneError("engine='vllm' serves the base weights in their stored dtype; a 4-bit "
+                                    "(nf4) recipe is scored with engine='transformers'")
+            from kerec.llm.vllm_backend import VLLMLLM
+
+            adapter = folder / "adapter" if recipe.llm.adapter == "lora" else None
+            served = VLLMLLM(recipe.llm.model, adapter=adapter, progress=progress,
+                             **({"enable_prompt_embeds": True, "dtype": "float32"} | (engine_kwargs or {})))
         prepared, gnn, graph, _ = setup.from_retriever_checkpoint(Checkpoint.load(folder / "retriever.pt"),
                                                                   data or recipe.dataset.path)
         base = setup.load_llm(recipe, device)
@@ -66,7 +89,8 @@ class TunedRanker:
                 model.projector.to(device)
         model.eval()
         builder = InstructionBuilder(prepared, setup.store_for(prepared), recipe.data, model=gnn, graph=graph)
-        return cls(model, base.tokenizer, builder, graph, device=device, batch_size=batch_size, progress=progress)
+        return cls(model, base.tokenizer, builder, graph, device=device, batch_size=batch_size, progress=progress,
+                   engine=served)
 
     def samples(self, users: Sequence[str], candidates: Sequence[Sequence[str]], *,
                 facts_in_prompt: int | None = None) -> list[InstructionSample]:
@@ -119,6 +143,13 @@ class TunedRanker:
 
     def _score_rows(self, rows: list[int], encoded: list[Encoded], out: np.ndarray) -> None:
         batch = collate(encoded, self.tokenizer.pad_token_id).to(self.device)
+        if self.engine is not None:
+            with torch.inference_mode():
+                embeds = self.model.prompt_embeddings(self.graph, batch)
+            scored = self.engine.letter_logprobs_embedded([e.float() for e in embeds], [len(e.items) for e in encoded])
+            for row, enc, lp in zip(rows, encoded, scored):
+                out[row, : len(enc.items)] = lp
+            return
         with torch.inference_mode():
             logits = self.model.logits(self.graph, batch, 1)[:, -1].float()
         logp = torch.log_softmax(logits, -1).cpu()

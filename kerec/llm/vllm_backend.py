@@ -27,9 +27,11 @@ class VLLMLLM:
     ``model``: ``"default"`` (the converted SmolLM2 folder that :class:`~kerec.llm.TransformersLLM` uses,
     converted on first use), a local folder or a Hugging Face id. ``adapter``: a LoRA adapter folder (peft
     format, e.g. the ``adapter/`` of a ``kerec finetune`` step) applied to every request through vLLM's
-    ``enable_lora`` (text-only serving of a tuned model: the graph soft prompt is not passed).
+    ``enable_lora``. A tuned model's graph soft prompt reaches the engine as prompt embeddings
+    (``enable_prompt_embeds=True`` and :meth:`letter_logprobs_embedded`; :meth:`kerec.finetune.TunedRanker.load`
+    with ``engine="vllm"`` does both); text prompts alone are the text-only serving mode.
     ``engine_kwargs`` go to ``vllm.LLM`` unchanged (``dtype``, ``max_model_len``,
-    ``gpu_memory_utilization``, ``quantization``…).
+    ``gpu_memory_utilization``, ``quantization``, ``enable_prompt_embeds``…).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | Path | None = None, progress: bool = False,
@@ -68,15 +70,32 @@ class VLLMLLM:
         params = self._sampling_params(max_tokens=1, temperature=0.0, logprob_token_ids=columns)
         outputs = self.engine.chat(list(prompts), params, add_generation_prompt=True, use_tqdm=self.progress,
                                    lora_request=self._lora)
-        rows = np.empty((len(prompts), len(columns)), dtype=np.float64)
-        for i, output in enumerate(outputs):
-            first = output.outputs[0].logprobs[0]
-            missing = [t for t in columns if t not in first]
-            if missing:
-                raise LLMError(f"vLLM returned no log-probability for letter tokens {missing} (prompt {i}); "
-                               "it needs a vLLM with SamplingParams.logprob_token_ids (0.32 has it)")
-            rows[i] = [first[t].logprob for t in columns]
-        return renormalised_letter_logprobs(rows, letters)
+        return np.stack([self._letter_row(output, columns, letters, i) for i, output in enumerate(outputs)])
+
+    def letter_logprobs_embedded(self, embeddings: Sequence[Any], num_choices: Sequence[int]) -> list[np.ndarray]:
+        """Letter scores of prompts given as input embeddings (each a float tensor (n, hidden), e.g. a
+        text prompt with graph soft tokens spliced in: :meth:`kerec.finetune.TunedRanker.score`); row ``i``
+        a log-distribution over ``num_choices[i]`` letters. Needs the engine started with
+        ``enable_prompt_embeds=True``."""
+        if len(embeddings) != len(num_choices):
+            raise LLMError(f"{len(embeddings)} prompts but {len(num_choices)} candidate counts")
+        if not getattr(self.engine.llm_engine.model_config, "enable_prompt_embeds", False):
+            raise LLMError("this vLLM engine takes no prompt embeddings: start it with enable_prompt_embeds=True")
+        for n in num_choices:
+            check_num_choices(n)
+        letters = [self._letter_ids(n) for n in num_choices]
+        params = [self._sampling_params(max_tokens=1, temperature=0.0, logprob_token_ids=flat_ids(ls)) for ls in letters]
+        prompts = [{"prompt_embeds": e.detach().to("cpu").contiguous()} for e in embeddings]
+        outputs = self.engine.generate(prompts, params, use_tqdm=self.progress, lora_request=self._lora)
+        return [self._letter_row(output, flat_ids(ls), ls, i) for i, (output, ls) in enumerate(zip(outputs, letters))]
+
+    def _letter_row(self, output: Any, columns: list[int], letters: list[list[int]], i: int) -> np.ndarray:
+        first = output.outputs[0].logprobs[0]
+        missing = [t for t in columns if t not in first]
+        if missing:
+            raise LLMError(f"vLLM returned no log-probability for letter tokens {missing} (prompt {i}); "
+                           "it needs a vLLM with SamplingParams.logprob_token_ids (0.32 has it)")
+        return renormalised_letter_logprobs(np.array([[first[t].logprob for t in columns]], dtype=np.float64), letters)[0]
 
     def generate(self, prompts: Sequence[Messages], *, max_new_tokens: int = 96, temperature: float = 0.0,
                  seed: int = 0) -> list[str]:

@@ -45,6 +45,8 @@ def test_defaults_fill_missing_sections() -> None:
     (make(retriever={"train": {"seed": 3}}), "use the top-level seeds list"),
     (make(protocols={"cold_start": {"systems": ["pop"]}}), "unknown protocols.cold_start.systems 'pop'"),
     (make(threads="two"), "threads must be an integer"),
+    (make(workers=0), "workers must be at least 1, got 0"),
+    (make(llm={"tuned_engine": "tgi"}), "unknown llm.tuned_engine 'tgi'; valid: transformers, vllm"),
     (make(significance={"test": "ks"}), "valid: auto, wilcoxon, ttest, permutation"),
 ])
 def test_mistakes_are_named_with_the_valid_choices(data: dict[str, object], needle: str) -> None:

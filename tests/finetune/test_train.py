@@ -111,3 +111,44 @@ def test_the_recommender_ranks_with_a_tuned_checkpoint(synth_dir: Path, tiny_llm
         if rec.dataset.items.external(i) in got:
             assert got[rec.dataset.items.external(i)] == pytest.approx(want[n])
     assert np.isclose(np.exp(want).sum(), 1.0)
+
+
+class UnpaddedEngine:
+    """Stands in for vLLM's prompt-embeddings path (the real engine is checked against the same reference
+    in tests/llm/test_vllm_engine.py, in its own interpreter): scores each prompt's unpadded embeddings
+    alone, positions 0..n-1, as vLLM does."""
+
+    def __init__(self, llm: torch.nn.Module, tokenizer: object) -> None:
+        self.llm, self.tokenizer, self.calls = llm, tokenizer, 0
+
+    def letter_logprobs_embedded(self, embeddings: list[torch.Tensor], num_choices: list[int]) -> list[np.ndarray]:
+        from kerec.llm.base import flat_ids, letter_token_ids, renormalised_letter_logprobs
+
+        self.calls += 1
+        out = []
+        for e, n in zip(embeddings, num_choices):
+            letters = letter_token_ids(lambda t: self.tokenizer.encode(t, add_special_tokens=False), n)
+            with torch.no_grad():
+                logits = self.llm(inputs_embeds=e[None]).logits[0, -1].float()
+            out.append(renormalised_letter_logprobs(torch.log_softmax(logits, -1)[flat_ids(letters)].numpy()[None], letters)[0])
+        return out
+
+
+def test_prompt_embeddings_reproduce_the_padded_batch(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+    """What an engine receives as prompt embeddings (soft tokens spliced in, padding dropped) scores the
+    letters exactly as the joint model does on the left-padded batch, with and without the soft prompt."""
+    finetune(tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 2}), progress=False)
+    ranker = TunedRanker.load(tmp_path / "run", batch_size=3)
+    ds = ranker.builder.dataset
+    users = [ds.users.external(u) for u in (0, 1, 2)]
+    cands = [[ds.items.external(i) for i in range(8)], [ds.items.external(i) for i in range(3, 7)],
+             [ds.items.external(i) for i in range(10, 16)]]  # different lengths: the batch is padded
+    want = {soft: ranker.letter_logprobs(users, cands, soft_prompt=soft) for soft in (True, False)}
+    ranker.engine = UnpaddedEngine(ranker.model.llm, ranker.tokenizer)
+    for soft in (True, False):
+        got = ranker.letter_logprobs(users, cands, soft_prompt=soft)
+        np.testing.assert_allclose(got, want[soft], atol=1e-4)
+    assert ranker.engine.calls == 2
+    assert not np.allclose(want[True][0], want[False][0])
+    with pytest.raises(Exception, match="unknown engine 'tgi'; choose one of transformers, vllm"):
+        TunedRanker.load(tmp_path / "run", engine="tgi")

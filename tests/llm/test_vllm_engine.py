@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,11 +47,18 @@ def test_vllm_engine_agrees_with_transformers(tmp_path: Path) -> None:
         torch.manual_seed(0)
         get_peft_model(ref.model, LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"],
                                              init_lora_weights=False)).save_pretrained(tmp_path / "adapter")
-        want_lora = TransformersLLM(adapter=tmp_path / "adapter", progress=False).letter_logprobs(PROMPTS, 4)
+        tuned = TransformersLLM(adapter=tmp_path / "adapter", progress=False)
+        want_lora = tuned.letter_logprobs(PROMPTS, 4)
+        # Prompts as input embeddings with 3 extra "soft tokens" in front (a graph soft prompt's layout),
+        # scored by the LoRA model here and by vLLM's prompt_embeds in the probe.
+        embeds = soft_prompted(tuned, PROMPTS)
+        torch.save(embeds, tmp_path / "embeds.pt")
+        want_embedded = embedded_letter_logprobs(tuned, embeds, 4)
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "vllm.json"
-    proc = subprocess.run([sys.executable, "-m", "tests.llm.vllm_probe", str(out), str(tmp_path / "adapter")],
+    proc = subprocess.run([sys.executable, "-m", "tests.llm.vllm_probe", str(out), str(tmp_path / "adapter"),
+                           str(tmp_path / "embeds.pt")],
                           cwd=ROOT, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got_all = json.loads(out.read_text())
@@ -64,3 +72,38 @@ def test_vllm_engine_agrees_with_transformers(tmp_path: Path) -> None:
     got_lora = np.array(got_all["lora_letter_logprobs"])
     assert np.abs(want_lora - want).max() > 0.05
     np.testing.assert_allclose(got_lora, want_lora, atol=1e-3)
+    # Soft-prompted input embeddings through vLLM's prompt_embeds (with the adapter) = the same here.
+    got_embedded = np.array(got_all["embedded_letter_logprobs"])
+    assert np.abs(want_embedded - want_lora).max() > 0.05  # the soft tokens change the answer
+    np.testing.assert_allclose(got_embedded, want_embedded, atol=1e-3)
+
+
+def soft_prompted(llm: Any, prompts: list[Any]) -> list[Any]:
+    """Each prompt's token embeddings (chat template applied) with 3 random vectors of the table's scale
+    in front, shape (3 + n, hidden)."""
+    import torch
+
+    table = llm.model.get_input_embeddings()
+    scale = float(table.weight.pow(2).mean().sqrt())
+    out = []
+    with torch.no_grad():
+        for n, chat in enumerate(prompts):
+            text = llm.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            ids = torch.tensor(llm.tokenizer.encode(text, add_special_tokens=False))
+            soft = torch.randn(3, table.weight.shape[1], generator=torch.Generator().manual_seed(n)) * scale
+            out.append(torch.cat([soft, table(ids)]).float())
+    return out
+
+
+def embedded_letter_logprobs(llm: Any, embeds: list[Any], num_choices: int) -> np.ndarray:
+    import torch
+
+    from kerec.llm.base import flat_ids, letter_token_ids, renormalised_letter_logprobs
+
+    letters = letter_token_ids(lambda t: llm.tokenizer.encode(t, add_special_tokens=False), num_choices)
+    rows = []
+    with torch.no_grad():
+        for e in embeds:
+            logits = llm.model(inputs_embeds=e[None]).logits[0, -1].float()
+            rows.append(torch.log_softmax(logits, -1)[flat_ids(letters)].numpy())
+    return renormalised_letter_logprobs(np.array(rows), letters)

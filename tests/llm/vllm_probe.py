@@ -15,15 +15,20 @@ PROMPTS = [
 ]
 
 
-def main(out: str, adapter: str) -> None:
+def main(out: str, adapter: str, embeds: str) -> None:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine core in this process
     from kerec.llm import VLLMLLM
 
     # On CPU this is the share of RAM reserved for the KV cache; 0.2 leaves room for the test session.
-    # One engine with LoRA enabled (a start costs minutes); the base model is its requests without the adapter.
+    # One engine with LoRA and prompt embeddings enabled (a start costs minutes); the base model is its
+    # requests without the adapter.
     engine = VLLMLLM("default", adapter=adapter, dtype="float32", max_model_len=2048, seed=0,
-                     gpu_memory_utilization=0.2)
+                     gpu_memory_utilization=0.2, enable_prompt_embeds=True)
     result = {"lora_letter_logprobs": engine.letter_logprobs(PROMPTS, 4).tolist()}
+    import torch
+
+    rows = engine.letter_logprobs_embedded(torch.load(embeds), [4] * len(PROMPTS))
+    result["embedded_letter_logprobs"] = [row.tolist() for row in rows]
     engine._lora = None
     result |= {"letter_logprobs": engine.letter_logprobs(PROMPTS, 4).tolist(),
                "greedy": engine.generate(PROMPTS[:2], max_new_tokens=12)}
@@ -32,4 +37,4 @@ def main(out: str, adapter: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])
