@@ -6,8 +6,9 @@ Evidence is numbered across the whole reply: the first ``FACTS_PER_ITEM`` eviden
 words as data inside the prompt), the picks lettered A… and the numbered evidence. Its reply is shown only
 when it cites at least one number, every number is a reference, every cited reference passes
 :func:`kerec.explain.check` for its own pick (its facts exist in the graph store and link the pick to the
-liked items, or are the pick's own attributes), and it holds no markup (``<``/``>``). Otherwise the
-templated reply, whose citations are correct by construction.
+liked items, or are the pick's own attributes), it names no film that is not a pick, not in a cited fact
+and not named by the person, and it holds no markup (``<``/``>``). Otherwise the templated reply, whose
+citations are correct by construction.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kerec.chat.catalogue import Catalogue
-from kerec.explain import check, citations
+from kerec.explain import TitleIndex, check, citations
 from kerec.kg.evidence import Evidence
 from kerec.kg.store import GraphStore
 
@@ -52,8 +53,9 @@ def references(recs: Sequence[Recommendation]) -> tuple[Reference, ...]:
 
 
 def check_reply(text: str, refs: Sequence[Reference], recs: Sequence[Recommendation], store: GraphStore,
-                history: Collection[str]) -> str | None:
-    """None when ``text`` is grounded (module docstring), else the reason."""
+                history: Collection[str], *, titles: TitleIndex | None = None, said: str = "") -> str | None:
+    """None when ``text`` is grounded (module docstring), else the reason. With ``titles``, the reply may
+    name only films that are picks, that a cited fact concerns, or that the person named (``said``)."""
     if "<" in text or ">" in text:
         return "contains markup"
     tokens = citations(text)
@@ -71,6 +73,14 @@ def check_reply(text: str, refs: Sequence[Reference], recs: Sequence[Recommendat
         _, reason = check("".join(f"[{n}]" for n in sorted(locals_)), evidence[item], store, history, item)
         if reason is not None:
             return f"{item}: {reason}"
+    if titles is not None:
+        fact_ids = [f for item, locals_ in cited.items() for n in locals_ for f in evidence[item][n - 1].fact_ids]
+        allowed = {r.item_id for r in recs} | {node.id for fact in store.facts(fact_ids).values()
+                                               for node in (fact.head, fact.tail) if node.label == "Item"}
+        allowed |= {i for items in titles.mentioned(said).values() for i in items}
+        for title, items in titles.mentioned(text).items():
+            if not items & allowed:
+                return f"names {title!r}, which is not a pick, not in a cited fact and not named by the person"
     return None
 
 

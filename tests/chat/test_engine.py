@@ -214,3 +214,15 @@ def test_reply_check_rejects_unknown_numbers_markup_and_unlinked_paths(engine: C
     assert check_reply("<b>Try it [1]</b>", refs, recs, store, {"i0"}) == "contains markup"
     path = next(r for r in refs if r.evidence.kind == "path")
     assert "does not link" in check_reply(f"See [{path.n}].", refs, recs, store, {"i47"})  # not the liked item
+    # Titles: a pick may be named; a film that is no pick, in no cited fact and unnamed by the person may not.
+    titles = films_rec.titles
+    pick = films_rec.dataset.item_title(films_rec.dataset.items.index(recs[0].item_id))
+    assert check_reply(f"Try {pick} [1].", refs, recs, store, {"i0"}, titles=titles) is None
+    shown = {r.item_id for r in recs} | {"i0"}
+    other = next(i for i in films_rec.dataset.items if i not in shown
+                 and titles.mentioned(films_rec.dataset.item_title(films_rec.dataset.items.index(i))))
+    name = next(iter(titles.mentioned(films_rec.dataset.item_title(films_rec.dataset.items.index(other)))))
+    reason = check_reply(f"Like {name}, try it [1].", refs, recs, store, {"i0"}, titles=titles)
+    assert reason is not None and f"names {name!r}" in reason
+    assert check_reply(f"Like {name}, try it [1].", refs, recs, store, {"i0"}, titles=titles,
+                       said=f"I loved {name}") is None
