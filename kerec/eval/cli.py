@@ -7,11 +7,16 @@ import shlex
 import sys
 
 
+QUICK = "eval/configs/quick.yaml"
+
+
 def configure(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Add the options. ``required=False`` when the parser also has subcommands (``kerec eval retriever``):
     :func:`run` then fails with a clear message if ``--config`` is missing."""
-    parser.add_argument("--config", required=required, default=None,
-                        help="evaluation config YAML, e.g. eval/configs/quick.yaml")
+    which = parser.add_mutually_exclusive_group(required=required)
+    which.add_argument("--config", default=None, help="evaluation config YAML, e.g. eval/configs/default.yaml")
+    which.add_argument("--quick", action="store_const", dest="config", const=QUICK,
+                       help=f"every protocol once on 1 seed, in minutes: the same as --config {QUICK}")
     parser.add_argument("--out", default=None, help="report folder (default: eval/results/<name>)")
     parser.add_argument("--work", default=None, help="run folder for trained retrievers and shards "
                                                      "(default: runs/eval/<name>)")
@@ -27,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from kerec.eval.config import EvalConfigError, load_eval_config
 
     if args.config is None:
-        raise EvalConfigError("give --config FILE (e.g. eval/configs/quick.yaml) or a subcommand such as `retriever`")
+        raise EvalConfigError("give --config FILE (e.g. eval/configs/default.yaml), --quick, or a subcommand such as `retriever`")
     config = load_eval_config(args.config)
     if args.check:
         print(f"{args.config}: ok ({len(config.systems)} systems, {len(config.seeds)} seed(s))")

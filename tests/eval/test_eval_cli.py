@@ -17,6 +17,8 @@ def test_check_accepts_the_shipped_quick_config(capsys: pytest.CaptureFixture[st
         pytest.skip("quick.yaml names the anchor split folder ../shared/anchors, absent on this machine")
     assert main(["--config", str(config), "--check"]) == 0
     assert "ok (8 systems, 1 seed(s))" in capsys.readouterr().out
+    assert main(["--quick", "--check"]) == 0  # --quick is that config
+    assert "eval/configs/quick.yaml: ok (8 systems, 1 seed(s))" in capsys.readouterr().out
 
 
 def test_bad_config_exits_2_with_the_valid_choices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,6 +41,9 @@ def test_options_sit_beside_subcommands_as_kerec_cli_wires_them(tmp_path: Path) 
     sub.add_parser("retriever").add_argument("--part", default="test")
     args = parser.parse_args(["--config", "x.yaml", "--fresh", "--no-progress"])
     assert (args.config, args.fresh, args.no_progress, args.sub) == ("x.yaml", True, True, None)
+    assert parser.parse_args(["--quick"]).config == "eval/configs/quick.yaml"
+    with pytest.raises(SystemExit):  # one or the other
+        parser.parse_args(["--quick", "--config", "x.yaml"])
     args = parser.parse_args(["retriever", "--part", "valid"])
     assert args.sub == "retriever" and args.config is None
     with pytest.raises(EvalConfigError, match="give --config FILE"):
