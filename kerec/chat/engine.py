@@ -219,12 +219,12 @@ class ChatEngine:
         rec = self.recommender
         if rec.llm is not None and refs:
             messages = chat_messages(state.log, recs, refs)
+            said = "\n".join(text for role, text in state.log if role == "user")
             for attempt in range(rec.settings.explanation_attempts):
                 with self._llm_lock:
                     [out] = rec.llm.generate([messages], max_new_tokens=self.reply_tokens,
                                              temperature=0.0 if attempt == 0 else 0.7, seed=attempt)
                 out = out.strip()
-                said = "\n".join(text for role, text in state.log if role == "user")
                 if check_reply(out, refs, recs, rec.store, set(history), titles=rec.titles, said=said) is None:
                     return ack + out, "llm" if attempt == 0 else "llm-retry"
         return template_reply(ack, state, self.catalogue, recs, refs), "template"

@@ -155,7 +155,8 @@ def trainings(config: EvalConfig) -> list[tuple[str, int, float | None]]:
     if cold is not None:
         jobs += [(s, seed, cold.fraction) for seed in config.seeds[: cold.seeds] for s in cold.systems if s not in UNTRAINED]
     unique = list(dict.fromkeys(jobs))
-    return sorted(unique, key=lambda job: not settings(config, job[0])[0].model == "kerec")  # stable: config order within
+    kerec = {s for s, _, _ in unique if settings(config, s)[0].model == "kerec"}
+    return sorted(unique, key=lambda job: job[0] not in kerec)  # stable: config order within
 
 
 def pretrain(config: EvalConfig, work: Path, *, progress: bool = True) -> None:
@@ -171,7 +172,8 @@ def pretrain(config: EvalConfig, work: Path, *, progress: bool = True) -> None:
     todo = [job for job in trainings(config) if not systems.is_cached(*job)]
     if config.workers < 2 or len(todo) < 2:
         return
-    if any(settings(config, s)[0].model == "kerec" and settings(config, s)[0].use_text for s, _, _ in todo):
+    specs = {s: settings(config, s)[0] for s in {job[0] for job in todo}}
+    if any(spec.model == "kerec" and spec.use_text for spec in specs.values()):
         systems.text()  # once, into the on-disk cache, before the workers start
     pool = ProcessPoolExecutor(max_workers=min(config.workers, len(todo)), mp_context=multiprocessing.get_context("spawn"))
     with pool:

@@ -84,10 +84,11 @@ class VLLMLLM:
         for n in num_choices:
             check_num_choices(n)
         letters = [self._letter_ids(n) for n in num_choices]
-        params = [self._sampling_params(max_tokens=1, temperature=0.0, logprob_token_ids=flat_ids(ls)) for ls in letters]
+        columns = [flat_ids(ls) for ls in letters]
+        params = [self._sampling_params(max_tokens=1, temperature=0.0, logprob_token_ids=cols) for cols in columns]
         prompts = [{"prompt_embeds": e.detach().to("cpu").contiguous()} for e in embeddings]
         outputs = self.engine.generate(prompts, params, use_tqdm=self.progress, lora_request=self._lora)
-        return [self._letter_row(output, flat_ids(ls), ls, i) for i, (output, ls) in enumerate(zip(outputs, letters))]
+        return [self._letter_row(out, cols, ls, i) for i, (out, cols, ls) in enumerate(zip(outputs, columns, letters))]
 
     def _letter_row(self, output: Any, columns: list[int], letters: list[list[int]], i: int) -> np.ndarray:
         first = output.outputs[0].logprobs[0]
