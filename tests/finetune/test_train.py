@@ -12,6 +12,7 @@ from kerec.finetune.errors import FinetuneCheckpointError
 from kerec.finetune.scoring import TunedRanker
 from kerec.finetune.train import finetune
 
+from ..embedded_scoring import embedded_letter_logprobs
 from .conftest import tiny_recipe
 
 pytestmark = pytest.mark.slow
@@ -122,16 +123,8 @@ class UnpaddedEngine:
         self.llm, self.tokenizer, self.calls = llm, tokenizer, 0
 
     def letter_logprobs_embedded(self, embeddings: list[torch.Tensor], num_choices: list[int]) -> list[np.ndarray]:
-        from kerec.llm.base import flat_ids, letter_token_ids, renormalised_letter_logprobs
-
         self.calls += 1
-        out = []
-        for e, n in zip(embeddings, num_choices):
-            letters = letter_token_ids(lambda t: self.tokenizer.encode(t, add_special_tokens=False), n)
-            with torch.no_grad():
-                logits = self.llm(inputs_embeds=e[None]).logits[0, -1].float()
-            out.append(renormalised_letter_logprobs(torch.log_softmax(logits, -1)[flat_ids(letters)].numpy()[None], letters)[0])
-        return out
+        return embedded_letter_logprobs(self.llm, self.tokenizer, embeddings, num_choices)
 
 
 def test_prompt_embeddings_reproduce_the_padded_batch(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ..embedded_scoring import embedded_letter_logprobs
 from .vllm_probe import PROMPTS
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,7 @@ def test_vllm_engine_agrees_with_transformers(tmp_path: Path) -> None:
         # scored by the LoRA model here and by vLLM's prompt_embeds in the probe.
         embeds = soft_prompted(tuned, PROMPTS)
         torch.save(embeds, tmp_path / "embeds.pt")
-        want_embedded = embedded_letter_logprobs(tuned, embeds, 4)
+        want_embedded = np.stack(embedded_letter_logprobs(tuned.model, tuned.tokenizer, embeds, [4] * len(embeds)))
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "vllm.json"
@@ -93,17 +94,3 @@ def soft_prompted(llm: Any, prompts: list[Any]) -> list[Any]:
             soft = torch.randn(3, table.weight.shape[1], generator=torch.Generator().manual_seed(n)) * scale
             out.append(torch.cat([soft, table(ids)]).float())
     return out
-
-
-def embedded_letter_logprobs(llm: Any, embeds: list[Any], num_choices: int) -> np.ndarray:
-    import torch
-
-    from kerec.llm.base import flat_ids, letter_token_ids, renormalised_letter_logprobs
-
-    letters = letter_token_ids(lambda t: llm.tokenizer.encode(t, add_special_tokens=False), num_choices)
-    rows = []
-    with torch.no_grad():
-        for e in embeds:
-            logits = llm.model(inputs_embeds=e[None]).logits[0, -1].float()
-            rows.append(torch.log_softmax(logits, -1)[flat_ids(letters)].numpy())
-    return renormalised_letter_logprobs(np.array(rows), letters)
