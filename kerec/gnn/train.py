@@ -34,8 +34,10 @@ class TrainConfig:
     lr: float = 5e-3  # chosen on ml-100k's validation split (1e-3 and 5e-3 tried; see eval/results/retriever/)
     reg: float = 1e-4  # L2 on the layer-0 embeddings of each batch, divided by the batch size
     negatives: int = 1
-    loss: str = "bpr"  # L_R: "bpr" (pairwise, each negative against the positive) or "softmax" (sampled softmax)
-    temperature: float = 1.0  # softmax only: scores are divided by it
+    # L_R: "bpr" (pairwise, each negative against the positive), "softmax" (sampled softmax over ``negatives``
+    # uniform negatives) or "full" (softmax over the whole recommendable catalogue; ``negatives`` unused)
+    loss: str = "bpr"
+    temperature: float = 1.0  # softmax and full only: scores are divided by it
     lambda_k: float = 0.1
     lambda_a: float = 0.0  # graph–text alignment L_A (kerec model with text only)
     kg_batch_size: int = 4096
@@ -89,6 +91,7 @@ class TrainState:
     best_score: float = -math.inf
     best_state: dict[str, torch.Tensor] | None = None
     stop: bool = False
+    post: dict[str, object] = field(default_factory=dict)  # records of steps after training (the item head's search)
 
 
 Callback = Callable[[TrainState, EpochLog], None]
@@ -147,10 +150,25 @@ def softmax_loss(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, neg: t
     return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
 
 
-def ranking_loss(config: TrainConfig) -> Callable[[Embeddings, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """L_R as the config names it."""
+def full_softmax_loss(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, temperature: float = 1.0,
+                      allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax over the whole catalogue: -log of the positive's share among every recommendable item
+    (``allowed``, (I,) bool; all items when None), scores divided by ``temperature``. Exact where sampled
+    softmax estimates; with a catalogue of a few thousand items one (B, I) product costs less than
+    gathering K sampled negatives per row."""
+    logits = emb.scores(users) / temperature
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    return F.cross_entropy(logits, pos)
+
+
+def ranking_loss(config: TrainConfig, allowed: torch.Tensor | None = None,
+                 ) -> Callable[[Embeddings, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """L_R as the config names it; ``allowed`` (I,) bool: the items the full softmax ranks among."""
     if config.loss == "softmax":
         return lambda emb, users, pos, neg: softmax_loss(emb, users, pos, neg, config.temperature)
+    if config.loss == "full":
+        return lambda emb, users, pos, neg: full_softmax_loss(emb, users, pos, config.temperature, allowed)
     return bpr_loss
 
 
@@ -159,7 +177,7 @@ def _pair_scores(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, neg: t
     return (u * emb.items[pos]).sum(-1, keepdim=True), torch.einsum("bd,bkd->bk", u, emb.items[neg])
 
 
-LOSSES = ("bpr", "softmax")
+LOSSES = ("bpr", "softmax", "full")
 
 
 def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, validate: Validator | None = None,
@@ -175,7 +193,8 @@ def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, valida
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(graph.train_pairs.numpy(), graph.num_items, rng, allowed_items)
-    objective = wrap(Objective(model, ranking_loss(config)), ctx)
+    allowed = None if allowed_items is None else torch.from_numpy(np.asarray(allowed_items, dtype=bool))
+    objective = wrap(Objective(model, ranking_loss(config, allowed)), ctx)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = TrainState(model, config)
     stopper = EarlyStopping(config.select_metric, config.patience) if validate else None
@@ -210,7 +229,10 @@ def _epoch(objective: nn.Module, graph: TrainingGraph, config: TrainConfig, opti
     for step, chunk in enumerate(order.split(config.batch_size)):
         batch = pairs[chunk]
         # Every rank draws the same negatives and triples, then keeps its own shard.
-        neg = torch.from_numpy(sampler.sample(batch[:, 0].numpy(), config.negatives))
+        if config.loss == "full":  # the whole catalogue is the negative set: nothing to draw
+            neg = torch.zeros(len(batch), 0, dtype=torch.long)
+        else:
+            neg = torch.from_numpy(sampler.sample(batch[:, 0].numpy(), config.negatives))
         pick = torch.zeros(0, dtype=torch.long)
         if config.lambda_k > 0 and triples.shape[0] > 0:
             pick = torch.from_numpy(rng.integers(0, triples.shape[0], size=min(config.kg_batch_size, triples.shape[0])))

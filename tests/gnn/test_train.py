@@ -68,7 +68,7 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
         TrainConfig(lr=float("nan"))
     with pytest.raises(KerecError, match="unknown retriever 'kgat'"):
         RetrieverSpec(model="kgat")
-    with pytest.raises(KerecError, match="unknown loss 'hinge'; choose one of bpr, softmax"):
+    with pytest.raises(KerecError, match="unknown loss 'hinge'; choose one of bpr, softmax, full"):
         TrainConfig(loss="hinge")
     with pytest.raises(KerecError, match="temperature must be a positive number, got 0"):
         TrainConfig(loss="softmax", temperature=0)
@@ -89,6 +89,33 @@ def test_ranking_losses_match_hand_computed_values() -> None:
         assert softmax_loss(emb, users, pos, neg, t).item() == pytest.approx(want, rel=1e-6)
         assert ranking_loss(TrainConfig(loss="softmax", temperature=t))(emb, users, pos, neg).item() == pytest.approx(want, rel=1e-6)
     assert ranking_loss(TrainConfig()) is bpr_loss
+
+
+def test_full_softmax_loss_matches_hand_computed_values() -> None:
+    from kerec.gnn.models import Embeddings
+    from kerec.gnn.train import full_softmax_loss, ranking_loss
+
+    emb = Embeddings(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[2.0, 1.0], [1.0, 1.0], [0.0, 0.5]]))
+    users, pos = torch.tensor([0, 1]), torch.tensor([0, 2])
+    # scores: user 0 -> items (2, 1, 0); user 1 -> items (2, 2, 1): -log softmax at the positive, whole catalogue
+    ce = lambda row, p, t: np.log(np.exp(np.array(row) / t).sum()) - row[p] / t  # noqa: E731
+    for t in (1.0, 0.5):
+        want = (ce([2, 1, 0], 0, t) + ce([2, 2, 1], 2, t)) / 2
+        assert full_softmax_loss(emb, users, pos, t).item() == pytest.approx(want, rel=1e-6)
+        assert ranking_loss(TrainConfig(loss="full", temperature=t))(emb, users, pos, None).item() == pytest.approx(want, rel=1e-6)
+    # Items outside `allowed` are not in the softmax: user 0 without item 1 -> items (2, ·, 0).
+    allowed = torch.tensor([True, False, True])
+    want = (ce([2, 0], 0, 1.0) + ce([2, 1], 1, 1.0)) / 2
+    assert full_softmax_loss(emb, users, pos, 1.0, allowed).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_full_softmax_training_finds_the_planted_genres(synth) -> None:
+    config = TrainConfig(epochs=40, lr=0.02, batch_size=128, patience=40, seed=3, loss="full", temperature=0.5)
+    model, graph, _ = train_retriever(synth, RetrieverSpec(model="kerec", embedding_dim=16, use_text=False), config,
+                                      progress=False)
+    with torch.no_grad():
+        trained = evaluate_embeddings(model(graph), synth, "valid").metrics["recall@10"]
+    assert trained > popularity(synth, "valid").metrics["recall@10"] + 0.25
 
 
 def test_softmax_loss_trains_and_finds_the_planted_genres(synth) -> None:
