@@ -259,7 +259,8 @@ class Recommender:
         else:
             history = [h.item for h in self.store.history(user)]
         if history:
-            scores = (self.embeddings.users[u] @ self.embeddings.items.T).numpy().astype(np.float64)
+            with torch.no_grad():
+                scores = self.embeddings.scores(torch.tensor([u]))[0].numpy().astype(np.float64)
         else:  # a cold user: the GNN knows nothing of them; popularity, then the LLM and KG attributes
             scores = self._popularity
         return history, u, scores

@@ -26,10 +26,11 @@ from kerec.kg.bolt import ENV_PASSWORD, ENV_USER
 from kerec.gnn.checkpoint import Checkpoint
 from kerec.gnn.distributed import init_from_env
 from kerec.gnn.models import MODELS
-from kerec.gnn.train import TrainConfig
+from kerec.gnn.train import LOSSES, TrainConfig
 from kerec.eval import RankingResult
-from kerec.retriever import (Prepared, RetrieverSpec, evaluate_cold_start, evaluate_embeddings, item_text_vectors, load_config, load_retriever,
-                             popularity, prepare, prepare_from_checkpoint, train_retriever, make_checkpoint)
+from kerec.retriever import (Prepared, RetrieverSpec, default_settings, evaluate_cold_start, evaluate_embeddings,
+                             item_text_vectors, load_config, load_retriever, popularity, prepare,
+                             prepare_from_checkpoint, train_retriever, make_checkpoint)
 
 DEFAULT_SERVE_DIR = Path(os.environ.get("KEREC_HOME", Path.home() / ".cache" / "kerec")) / "arcadedb"
 
@@ -171,15 +172,17 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
 
 
 def _retriever_spec(args: argparse.Namespace) -> tuple[RetrieverSpec, TrainConfig]:
-    spec, config = load_config(args.config) if args.config else (RetrieverSpec(), TrainConfig())
-    overrides = {"model": args.model, "embedding_dim": args.dim, "num_layers": args.layers, "kg_layers": args.kg_layers}
+    spec, config = load_config(args.config) if args.config else default_settings(args.model or "kerec")
+    overrides = {"model": args.model, "embedding_dim": args.dim, "num_layers": args.layers, "kg_layers": args.kg_layers,
+                 "item_head": args.item_head}
     spec = replace(spec, **{k: v for k, v in overrides.items() if v is not None})
     if args.no_kg:
         spec = replace(spec, use_kg=False)
     if args.no_text:
         spec = replace(spec, use_text=False)
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "reg": args.reg,
-                       "negatives": args.negatives, "lambda_k": args.lambda_k, "lambda_a": args.lambda_a, "patience": args.patience, "seed": args.seed}
+                       "negatives": args.negatives, "loss": args.loss, "temperature": args.temperature,
+                       "lambda_k": args.lambda_k, "lambda_a": args.lambda_a, "patience": args.patience, "seed": args.seed}
     config = replace(config, **{k: v for k, v in train_overrides.items() if v is not None})
     return spec, config
 
@@ -361,7 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     trainp = top.add_parser("train", help="train a stage").add_subparsers(dest="sub", required=True, metavar="SUB")
     p = trainp.add_parser("retriever", help="train the GNN retriever (or a baseline) with early stopping on validation",
-                          description="Train a retriever: L = L_R (BPR) + λ_K·L_K (TransE), selection on valid NDCG@10.")
+                          description="Train a retriever: L = L_R + λ_K·L_K (TransE), selection on valid NDCG@10. "
+                                      "kerec's defaults (chosen on validation): L_R a softmax over the whole catalogue "
+                                      "(temperature 0.5), then the closed-form item–item head fused with its weight "
+                                      "chosen on validation. Baselines train with BPR.")
     _add_data_args(p)
     _add_split_args(p)
     p.add_argument("--model", choices=MODELS + ("pop",), default=None, help="retriever (default: kerec)")
@@ -371,17 +377,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kg-layers", type=int, default=None, help="KG aggregation layers (default 1)")
     p.add_argument("--no-kg", action="store_true", help="ablation: no KG edges and no L_K")
     p.add_argument("--no-text", action="store_true", help="ablation: no item text features")
-    defaults = TrainConfig()  # help texts quote the config's own defaults, so they cannot drift
-    for flag, kind, what in (("--epochs", int, "at most this many epochs"),
+    p.add_argument("--item-head", action=argparse.BooleanOptionalAction, default=None,
+                   help="fuse the closed-form item–item head (EASE) after training, weight chosen on validation "
+                        "(kerec only; default on for kerec)")
+    p.add_argument("--loss", choices=LOSSES, default=None, help="L_R (default for kerec: full; baselines: bpr)")
+    defaults = default_settings()[1]  # help texts quote the defaults themselves, so they cannot drift
+    for flag, kind, what in (("--temperature", float, "softmax temperature (losses softmax and full)"),
+                             ("--epochs", int, "at most this many epochs"),
                              ("--batch-size", int, "interactions per step"),
                              ("--lr", float, "Adam learning rate"),
                              ("--reg", float, "L2 weight on layer-0 embeddings"),
-                             ("--negatives", int, "negatives per positive"),
+                             ("--negatives", int, "negatives per positive (losses bpr and softmax)"),
                              ("--lambda-k", float, "weight of the KG loss L_K (0 = ablation without L_K)"),
                              ("--lambda-a", float, "weight of the graph–text alignment L_A"),
                              ("--patience", int, "validation checks without improvement before stopping")):
         default = getattr(defaults, flag[2:].replace("-", "_"))
-        p.add_argument(flag, type=kind, default=None, help=f"{what} (default {default})")
+        p.add_argument(flag, type=kind, default=None, help=f"{what} (default for kerec {default})")
     p.add_argument("--cold-start", type=float, default=None, metavar="FRACTION",
                    help="set this share of items aside with all their interactions; `kerec eval retriever` then "
                         "also ranks them from text and KG alone (e.g. 0.1)")

@@ -7,7 +7,7 @@ is evaluated once, by :func:`evaluate_retriever`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +38,36 @@ class RetrieverSpec:
     kg_layers: int = 1
     use_kg: bool = True
     use_text: bool = True
+    item_head: bool = False  # kerec only: fuse the closed-form item–item head (kerec.gnn.item_head) after training
 
     def __post_init__(self) -> None:
         if self.model not in MODELS + ("pop",):
             raise KerecError(f"unknown retriever {self.model!r}; choose one of {', '.join(MODELS + ('pop',))}")
+        if self.item_head and self.model != "kerec":
+            raise KerecError(f"item_head is part of kerec's retriever; the {self.model!r} baseline runs without it")
+
+
+def default_settings(model: str = "kerec") -> tuple[RetrieverSpec, TrainConfig]:
+    """What ``kerec train retriever`` trains without a config: for kerec the settings chosen on validation
+    (``eval/configs/retriever-head.yaml``: full-catalogue softmax at temperature 0.5 and the item head);
+    for a baseline, BPR with the shared defaults."""
+    if model == "kerec":
+        return RetrieverSpec(item_head=True), TrainConfig(loss="full", temperature=0.5)
+    return RetrieverSpec(model=model), TrainConfig()
+
+
+def system_settings(spec: RetrieverSpec, config: TrainConfig, spec_overrides: Mapping[str, object],
+                    train_overrides: Mapping[str, object]) -> tuple[RetrieverSpec, TrainConfig]:
+    """A benchmark system's settings: the shared ``spec``/``config`` with the system's overrides. Baselines
+    (any model but kerec) keep the shared optimiser settings but none of kerec's own parts (L_K, L_A, the
+    item head, a softmax L_R): they train with BPR, as published."""
+    model = spec_overrides.get("model", spec.model)
+    kerec_only = {} if model == "kerec" else {"item_head": False}
+    spec = replace(spec, **{**kerec_only, **spec_overrides})
+    config = replace(config, **train_overrides)
+    if spec.model != "kerec":
+        config = replace(config, lambda_k=0.0, lambda_a=0.0, loss="bpr", negatives=1, temperature=1.0)
+    return spec, config
 
 
 @dataclass(frozen=True)
@@ -134,13 +160,67 @@ def train_retriever(prepared: Prepared, spec: RetrieverSpec, config: TrainConfig
         raise KerecError("the popularity baseline has nothing to train; use popularity()")
     graph = build_graph(prepared, spec, item_text)
     torch.manual_seed(config.seed)  # the initial weights too, so a run is repeatable
-    model = build_model(spec.model, graph, embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
-                        kg_layers=spec.kg_layers, use_text=spec.use_text)
+    model = _build(spec, graph)
+    if spec.model == "ease":  # closed form: no epochs, only the validation choice of λ
+        state = TrainState(model, config)
+        state.post["item_head"] = fit_item_head(model, graph, prepared, metric=config.select_metric, weights=(1.0,))
+        return model, graph, state
     main = dist_ctx is None or dist_ctx.is_main
     callbacks = [TensorBoardLogger(log_dir)] if log_dir and main else []
     state = train(model, graph, config, validate=lambda emb: evaluate_embeddings(emb, prepared, "valid").metrics,
                   callbacks=callbacks, allowed_items=prepared.allowed_items, progress=progress, dist_ctx=dist_ctx)
+    if spec.item_head:
+        state.post["item_head"] = fit_item_head(model, graph, prepared, metric=config.select_metric)
     return model, graph, state
+
+
+def _build(spec: RetrieverSpec, graph: TrainingGraph) -> Retriever:
+    return build_model(spec.model, graph, embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
+                       kg_layers=spec.kg_layers, use_text=spec.use_text, item_head=spec.item_head)
+
+
+HEAD_REGS = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0)
+HEAD_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+
+
+def fit_item_head(model: Retriever, graph: TrainingGraph, prepared: Prepared, *, metric: str = "ndcg@10",
+                  regs: Sequence[float] = HEAD_REGS, weights: Sequence[float] = HEAD_WEIGHTS) -> dict[str, object]:
+    """Fit the trained ``model``'s item–item head on the training split and choose its λ and mix α on the
+    validation split (``metric``): λ by the head alone, then α for the head fused with the GNN (α = 0,
+    the GNN alone, is a candidate). Leaves the head set in ``model``; returns the search as plain data."""
+    from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix
+
+    import time
+
+    head = getattr(model, "head", None)
+    if head is None:
+        raise KerecError("this retriever was built without item_head")
+    started = time.perf_counter()
+    head.mix.zero_()
+    ds, train_pairs = prepared.dataset, prepared.split.train
+    model.eval()
+    with torch.no_grad():
+        emb = model(graph)
+    history = interaction_matrix(train_pairs, ds.num_users, ds.num_items)
+    blank = Embeddings(torch.zeros(ds.num_users, 1), torch.zeros(ds.num_items, 1))
+
+    def valid(e: Embeddings) -> float:
+        return float(evaluate_embeddings(e, prepared, "valid").metrics[metric])
+
+    alone: dict[float, float] = {}
+    best_b, best_reg = None, 0.0
+    for reg in regs:
+        b = ease_weights(train_pairs, ds.num_users, ds.num_items, reg)
+        alone[reg] = valid(Embeddings(blank.users, blank.items, HeadTerm(history, b, 1.0)))
+        if best_b is None or alone[reg] > alone[best_reg]:
+            best_b, best_reg = b, reg
+    fused = {w: valid(Embeddings(emb.users, emb.items, HeadTerm(history, best_b, w)) if w > 0 else emb)
+             for w in sorted({0.0, *weights})}
+    mix = max(fused, key=lambda w: (fused[w], -w))  # ties: the smaller weight
+    head.set(best_b, mix=mix, reg=best_reg)
+    return {"metric": metric, "reg": best_reg, "weight": mix, "valid_gnn": fused[0.0],
+            "valid_head_alone": {str(r): v for r, v in alone.items()},
+            "valid_fused": {str(w): v for w, v in fused.items()}, "seconds": time.perf_counter() - started}
 
 
 def fact_scorer(model: Retriever, graph: TrainingGraph, emb: Embeddings, user: int,
@@ -187,7 +267,7 @@ def make_checkpoint(model: Retriever, graph: TrainingGraph, prepared: Prepared, 
                **({"cold_items": torch.from_numpy(prepared.cold.cold_items),
                    "cold_pairs": torch.from_numpy(prepared.cold.cold_pairs)} if prepared.cold else {})},
         item_text=graph.item_text,
-        metrics={"best_epoch": state.best_epoch,
+        metrics={"best_epoch": state.best_epoch, **state.post,
                  "valid": {k: float(v) for k, v in state.history[state.best_epoch - 1].valid.items()} if state.best_epoch > 0 else {},
                  "epochs_run": len(state.history), "seconds_per_epoch_median": float(np.median(seconds)) if seconds else 0.0},
         versions=versions(),
@@ -200,8 +280,7 @@ def load_retriever(checkpoint: Checkpoint, prepared: Prepared) -> tuple[Retrieve
     spec = RetrieverSpec(**checkpoint.model_args)
     text = checkpoint.item_text.numpy() if checkpoint.item_text is not None else None
     graph = build_graph(prepared, spec, text)
-    model = build_model(spec.model, graph, embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
-                        kg_layers=spec.kg_layers, use_text=spec.use_text)
+    model = _build(spec, graph)
     try:
         model.load_state_dict(checkpoint.state_dict)
     except RuntimeError as exc:

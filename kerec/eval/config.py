@@ -33,6 +33,7 @@ RETRIEVER_SYSTEMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "pop": ({"model": "pop"}, {}),
     "bpr": ({"model": "bpr"}, {}),
     "lightgcn": ({"model": "lightgcn"}, {}),
+    "ease": ({"model": "ease"}, {}),
     "kerec": ({"model": "kerec"}, {}),
     "kerec-no-kg": ({"model": "kerec", "use_kg": False}, {}),
     "kerec-no-text": ({"model": "kerec", "use_text": False}, {}),
@@ -49,7 +50,7 @@ LLM_SYSTEMS: dict[str, tuple[bool, bool, bool]] = {
 }
 FUSED = "fused"  # GNN + LLM, the weight chosen on the validation split
 SYSTEMS: tuple[str, ...] = (*RETRIEVER_SYSTEMS, *LLM_SYSTEMS, FUSED)
-LABELS = {"random": "Random", "pop": "Pop", "bpr": "BPR-MF", "lightgcn": "LightGCN",
+LABELS = {"random": "Random", "pop": "Pop", "bpr": "BPR-MF", "lightgcn": "LightGCN", "ease": "EASE (item–item, closed form)",
           "kerec": "kerec GNN (text + KG)", "kerec-no-kg": "kerec GNN without KG", "kerec-no-text": "kerec GNN without text",
           "kerec-no-lk": "kerec GNN without L_K", "llm": "LLM (untuned, facts as text)",
           "llm-tuned": "LLM tuned, facts as text", "llm-soft": "LLM tuned, graph soft prompt",

@@ -44,16 +44,12 @@ class Trained:
 def settings(config: EvalConfig, system: str) -> tuple[Any, Any]:
     """The (RetrieverSpec, TrainConfig) a trained system starts from, seed not yet set."""
     from kerec.gnn.train import TrainConfig
-    from kerec.retriever import RetrieverSpec, load_config
+    from kerec.retriever import RetrieverSpec, load_config, system_settings
 
     spec, train = load_config(config.retriever.base) if config.retriever.base else (RetrieverSpec(), TrainConfig())
     spec = replace(spec, **config.retriever.model)
     train = replace(train, **config.retriever.train)
-    spec_over, train_over = RETRIEVER_SYSTEMS[system]
-    spec, train = replace(spec, **spec_over), replace(train, **train_over)
-    if spec.model != "kerec":  # baselines take the shared training settings, not kerec's own knobs
-        train = replace(train, lambda_k=0.0, lambda_a=0.0)
-    return spec, train
+    return system_settings(spec, train, *RETRIEVER_SYSTEMS[system])
 
 
 def train_key(config: EvalConfig, system: str, seed: int, cold_fraction: float | None = None) -> dict[str, Any]:

@@ -83,4 +83,5 @@ class Objective(nn.Module):
 def wrap(objective: Objective, ctx: DistContext) -> nn.Module:
     if not ctx.enabled:
         return objective
-    return nn.parallel.DistributedDataParallel(objective)
+    # No buffer changes during training (the item head is fitted afterwards): nothing to broadcast per step.
+    return nn.parallel.DistributedDataParallel(objective, broadcast_buffers=False)

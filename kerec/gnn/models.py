@@ -13,18 +13,28 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kerec.gnn.graph import TrainingGraph
+from kerec.gnn.item_head import HeadTerm, ItemHead, standardised
 
 
 @dataclass(frozen=True)
 class Embeddings:
-    """``users``: (U, d); ``items``: (I, d). Scores are ``users @ items.T``."""
+    """``users``: (U, d); ``items``: (I, d). Scores are ``users @ items.T``, or with a fitted item–item
+    ``head`` (:mod:`kerec.gnn.item_head`) that product standardised per user plus α times the head's."""
 
     users: Tensor
     items: Tensor
+    head: HeadTerm | None = None
 
     def scores(self, users: Tensor) -> Tensor:
         """shape: (B, I) — every item's score for each user in ``users`` (B,)."""
-        return self.users[users] @ self.items.T
+        dot = self.users[users] @ self.items.T
+        if self.head is None:
+            return dot
+        return standardised(dot) + self.head.weight * self.head.scores(users)
+
+    def without_head(self) -> Embeddings:
+        """The GNN's own scores (the head left out)."""
+        return Embeddings(self.users, self.items)
 
 
 class Retriever(nn.Module):
@@ -105,6 +115,8 @@ class KnowledgeRetriever(Retriever):
        :math:`k^{(l+1)}_v = \mathrm{mean}_{(v, r, w)}\, k^{(l)}_w \odot e_r`, and
        :math:`k_v = \frac{1}{L_K+1}\sum_l k^{(l)}_v` (``k^{(0)}`` = item inputs and entity embeddings).
     3. LightGCN propagation of ``[p_u ; k_i]`` over the normalised user–item graph, layer mean.
+    4. With ``item_head``, a closed-form item–item head (:class:`~kerec.gnn.item_head.ItemHead`, EASE) fused
+       into the scores once fitted after training; training itself sees the GNN alone.
 
     L_K (TransE, Bordes et al. 2013) on ``k^{(0)}``: :math:`\|k_h + e_r - k_t\|^2` pushed below the
     distance of a corrupted tail, as a BPR-style softplus. Relation vectors are shared by both parts.
@@ -114,9 +126,10 @@ class KnowledgeRetriever(Retriever):
 
     def __init__(self, *, num_users: int, num_items: int, num_entities: int, num_relations: int,
                  embedding_dim: int = 64, num_layers: int = 2, kg_layers: int = 1,
-                 text_dim: int | None = None) -> None:
+                 text_dim: int | None = None, item_head: bool = False) -> None:
         super().__init__()
         self.num_users, self.num_items, self.kg_layers, self.num_layers = num_users, num_items, kg_layers, num_layers
+        self.head = ItemHead(num_items=num_items) if item_head else None
         self.user = nn.Embedding(num_users, embedding_dim)
         self.item = nn.Embedding(num_items, embedding_dim)
         self.entity = nn.Embedding(max(num_entities, 1), embedding_dim)
@@ -169,7 +182,8 @@ class KnowledgeRetriever(Retriever):
             x = graph.ui_adj @ x
             total = total + x
         total = total / (self.num_layers + 1)
-        return Embeddings(total[: self.num_users], total[self.num_users:])
+        head = self.head.term(graph.train_pairs, self.num_users) if self.head is not None and self.head.active else None
+        return Embeddings(total[: self.num_users], total[self.num_users:], head)
 
     def ego(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         return self.user(users), self.item(items)
@@ -212,12 +226,41 @@ class KnowledgeRetriever(Retriever):
         return user_vectors @ (to_head + to_tail).T
 
 
-MODELS = ("bpr", "lightgcn", "kerec")
+class ItemItemOnly(Retriever):
+    """EASE alone (Steck, WWW 2019): the closed-form item–item model of :mod:`kerec.gnn.item_head`
+    without a GNN, as a baseline. Nothing is trained by gradient; :func:`kerec.retriever.fit_item_head`
+    fits it and chooses λ on validation."""
+
+    def __init__(self, *, num_users: int, num_items: int) -> None:
+        super().__init__()
+        self.num_users, self.num_items = num_users, num_items
+        self.head = ItemHead(num_items=num_items)
+
+    def forward(self, graph: TrainingGraph) -> Embeddings:
+        blank = Embeddings(torch.zeros(self.num_users, 1), torch.zeros(self.num_items, 1))
+        if not self.head.active:
+            return blank
+        return Embeddings(blank.users, blank.items, self.head.term(graph.train_pairs, self.num_users))
+
+    def forget_items(self, items: Tensor) -> None:
+        from kerec.data import KerecError
+
+        raise KerecError("EASE has no side information to score cold-start items with; leave it out of the "
+                         "cold-start systems")
+
+
+MODELS = ("bpr", "lightgcn", "kerec", "ease")
 
 
 def build_model(name: str, graph: TrainingGraph, *, embedding_dim: int = 64, num_layers: int = 2,
-                kg_layers: int = 1, use_text: bool = True) -> Retriever:
+                kg_layers: int = 1, use_text: bool = True, item_head: bool = False) -> Retriever:
     """The retriever called ``name`` sized for ``graph``; unknown names list the valid ones."""
+    if name == "ease":
+        return ItemItemOnly(num_users=graph.num_users, num_items=graph.num_items)
+    if item_head and name != "kerec":
+        from kerec.data import KerecError
+
+        raise KerecError(f"item_head belongs to kerec's retriever; the {name!r} baseline runs as published, without it")
     if name == "bpr":
         return BPRMF(num_users=graph.num_users, num_items=graph.num_items, embedding_dim=embedding_dim)
     if name == "lightgcn":
@@ -228,7 +271,7 @@ def build_model(name: str, graph: TrainingGraph, *, embedding_dim: int = 64, num
         return KnowledgeRetriever(num_users=graph.num_users, num_items=graph.num_items,
                                   num_entities=graph.num_entities, num_relations=graph.num_relations,
                                   embedding_dim=embedding_dim, num_layers=num_layers, kg_layers=kg_layers,
-                                  text_dim=text_dim)
+                                  text_dim=text_dim, item_head=item_head)
     from kerec.data import KerecError
 
     raise KerecError(f"unknown retriever {name!r}; choose one of {', '.join(MODELS)} (or 'pop' to evaluate popularity)")

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kerec.data import KerecError
+from kerec.gnn.checkpoint import Checkpoint
+from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, standardised
+from kerec.gnn.models import Embeddings
+from kerec.gnn.train import TrainConfig
+from kerec.retriever import (RetrieverSpec, evaluate_embeddings, fit_item_head, load_retriever, make_checkpoint,
+                             prepare, prepare_from_checkpoint, train_retriever)
+
+from .synthetic import write_synthetic
+
+
+def test_ease_weights_match_the_closed_form_by_hand() -> None:
+    # Users: {0, 1}, {0, 1}, {1, 2}. Gram X^T X = [[2, 2, 0], [2, 3, 1], [0, 1, 1]]; with λ = 1 it is
+    # G = [[3, 2, 0], [2, 4, 1], [0, 1, 2]], det 14, and B = -P / diag(P) with P = G^-1, diag(B) = 0.
+    pairs = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [2, 1], [2, 2], [2, 2]])  # the repeat counts once
+    p = np.linalg.inv(np.array([[3.0, 2, 0], [2, 4, 1], [0, 1, 2]]))
+    want = -p / np.diag(p)
+    np.fill_diagonal(want, 0)
+    assert want[0, 1] == pytest.approx(4 / 6) and want[2, 0] == pytest.approx(-2 / 7)  # 14·P = [[7,-4,2],[-4,6,-3],[2,-3,8]]; B_ij = -P_ij / P_jj
+    got = ease_weights(pairs, 3, 3, reg=1.0)
+    assert torch.allclose(got, torch.tensor(want, dtype=torch.float32), atol=1e-6)
+    # A user's head score of item j sums B's rows of the user's items: user 2 has items 1 and 2.
+    history = interaction_matrix(pairs, 3, 3)
+    raw = (history.to_dense() @ got)[2]
+    assert torch.allclose(raw, torch.tensor(want[1] + want[2], dtype=torch.float32), atol=1e-6)
+
+
+def test_standardised_rows_and_constant_rows() -> None:
+    out = standardised(torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
+    assert torch.allclose(out[0], torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.equal(out[1], torch.zeros(3))
+
+
+def test_fused_scores_are_standardised_gnn_plus_weighted_head() -> None:
+    users, items = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[3.0, 0.0], [1.0, 2.0], [0.0, 4.0]])
+    pairs = np.array([[0, 0], [1, 2]])
+    b = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    emb = Embeddings(users, items, HeadTerm(interaction_matrix(pairs, 2, 3), b, 0.5))
+    got = emb.scores(torch.tensor([0, 1]))
+    dot = users @ items.T
+    head = torch.stack([b[0], b[2]])  # user 0 has item 0, user 1 item 2
+    assert torch.allclose(got, standardised(dot) + 0.5 * standardised(head))
+    assert torch.equal(emb.without_head().scores(torch.tensor([0])), dot[:1])
+
+
+def test_head_is_refused_for_baselines_and_huge_catalogues() -> None:
+    with pytest.raises(KerecError, match="item_head is part of kerec's retriever"):
+        RetrieverSpec(model="bpr", item_head=True)
+    with pytest.raises(KerecError, match="supports at most 20,000 items"):
+        ease_weights(np.array([[0, 0]]), 1, 20_001, reg=1.0)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory):
+    return prepare(str(write_synthetic(tmp_path_factory.mktemp("synth"))), split="random", seed=1)
+
+
+def test_head_is_chosen_on_validation_and_survives_a_checkpoint(synth, tmp_path: Path) -> None:
+    spec = RetrieverSpec(model="kerec", embedding_dim=8, use_text=False, item_head=True)
+    config = TrainConfig(epochs=3, batch_size=128, seed=2)  # barely trained: the head has room to help
+    model, graph, state = train_retriever(synth, spec, config, progress=False)
+    search = state.post["item_head"]
+    with torch.no_grad():
+        emb = model(graph)
+        fused = evaluate_embeddings(emb, synth, "valid").metrics["ndcg@10"]
+        gnn = evaluate_embeddings(emb.without_head(), synth, "valid").metrics["ndcg@10"]
+    assert search["valid_gnn"] == pytest.approx(gnn)
+    assert fused == pytest.approx(max(search["valid_fused"].values()))  # the chosen mix is the best on valid
+    assert float(model.head.mix) == search["weight"] and float(model.head.reg) == search["reg"]
+    assert search["weight"] > 0 and fused > gnn  # planted genres: co-occurrence alone ranks them well
+    ckpt = Checkpoint.load(make_checkpoint(model, graph, synth, spec, config, state).save(tmp_path / "r.pt"))
+    assert ckpt.metrics["item_head"]["weight"] == search["weight"]
+    again, graph2 = load_retriever(ckpt, prepare_from_checkpoint(ckpt, str(synth.dataset.source)))
+    with torch.no_grad():
+        assert torch.allclose(again(graph2).scores(torch.arange(5)), emb.scores(torch.arange(5)))
+
+
+def test_refitting_starts_from_the_gnn_alone(synth) -> None:
+    spec = RetrieverSpec(model="kerec", embedding_dim=8, use_text=False, item_head=True)
+    model, graph, state = train_retriever(synth, spec, TrainConfig(epochs=2, batch_size=128, seed=4), progress=False)
+    again = fit_item_head(model, graph, synth, weights=(0.0,))
+    assert again["weight"] == 0.0 and not model.head.active
+    with torch.no_grad():
+        assert model(graph).head is None
+    assert again["valid_gnn"] == pytest.approx(state.post["item_head"]["valid_gnn"])
+
+
+def test_ease_alone_is_a_baseline_that_finds_the_planted_genres(synth) -> None:
+    from kerec.retriever import popularity
+
+    model, graph, state = train_retriever(synth, RetrieverSpec(model="ease"), TrainConfig(), progress=False)
+    assert state.history == [] and state.post["item_head"]["weight"] == 1.0
+    with torch.no_grad():
+        recall = evaluate_embeddings(model(graph), synth, "valid").metrics["recall@10"]
+    # 8 of each user's 10 items share a genre: co-occurrence alone ranks the held-out ones high.
+    assert recall > popularity(synth, "valid").metrics["recall@10"] + 0.25
+    with pytest.raises(KerecError, match="no side information"):
+        model.forget_items(torch.tensor([0]))
+
+
+def test_cli_defaults_are_the_benchmarked_config() -> None:
+    from kerec.retriever import default_settings, load_config
+
+    root = Path(__file__).resolve().parents[2]
+    assert default_settings() == load_config(root / "eval" / "configs" / "retriever-head.yaml")
+    spec, config = default_settings("lightgcn")
+    assert not spec.item_head and config.loss == "bpr"
