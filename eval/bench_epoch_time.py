@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recbole-epochs", type=int, default=3)
     p.add_argument("--recbole-models", nargs="+", default=["KGAT"])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--config", type=Path, default=ROOT / "eval" / "configs" / "retriever-head.yaml",
+                   help="kerec's settings (model:/train: YAML)")
     p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "epoch_time")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     prepared = prepare(split=str(args.split))
     text = item_text_vectors(prepared.dataset, progress=False)
-    spec, config = load_config(ROOT / "eval" / "configs" / "retriever.yaml")
+    spec, config = load_config(args.config)
     rows = []
     for name, over in (("kerec (text + KG, L_R + λ_K·L_K)", {}), ("kerec without KG", {"use_kg": False})):
         s = RetrieverSpec(**{**spec.__dict__, **over})
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                   "patience": args.epochs}),
                                       item_text=text, progress=False)
         rows.append({"system": name, "seconds_per_epoch": statistics.median(h.seconds for h in state.history),
-                     "epochs": len(state.history)})
+                     "epochs": len(state.history), "head_seconds": state.post.get("item_head", {}).get("seconds")})
     python = ROOT / "eval" / "recbole" / ".venv" / "bin" / "python"
     rec_out = args.out / "recbole"
     subprocess.run([str(python), str(ROOT / "eval" / "recbole" / "run_recbole.py"), "--split", str(args.split),
@@ -65,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
              f"`python eval/bench_epoch_time.py {' '.join(sys.argv[1:] if argv is None else argv)}`; "
              f"{args.threads} torch thread(s); batch 4096; load average {load_start[0]:.2f} at the start, "
              f"{load_end[0]:.2f} at the end; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
-             "| system | s/epoch | epochs timed | vs KGAT |", "|---|---|---|---|"]
+             "| system | s/epoch | epochs timed | vs KGAT | item head fit after training (s, once) |",
+             "|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['seconds_per_epoch'] / kgat:.2f}×" if kgat else "–"
-        lines.append(f"| {r['system']} | {r['seconds_per_epoch']:.2f} | {r['epochs']} | {ratio} |")
+        head = f"{r['head_seconds']:.1f}" if r.get("head_seconds") is not None else "–"
+        lines.append(f"| {r['system']} | {r['seconds_per_epoch']:.2f} | {r['epochs']} | {ratio} | {head} |")
     (args.out / "table.md").write_text("\n".join(lines) + "\n")
     (args.out / "table.json").write_text(json.dumps({"rows": rows, "load": [load_start, load_end]}, indent=2) + "\n")
     print("\n".join(lines))

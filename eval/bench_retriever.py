@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ SYSTEMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 
 LABELS = {"pop": "Pop", "bpr": "BPR-MF (kerec's trainer)", "lightgcn": "LightGCN (PyG, kerec's trainer)",
+          "ease": "EASE (closed form, kerec's evaluator)",
           "kerec": "kerec: text + KG, L_R + λ_K·L_K", "kerec-no-kg": "kerec without KG (text only)",
           "kerec-no-text": "kerec without text (KG only)", "kerec-no-lk": "kerec without L_K (λ_K = 0)"}
 
@@ -65,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=[ROOT / "eval" / "results" / "recbole", ROOT / "eval" / "results" / "recbole-patience50"],
                    help="folders of RecBole result JSONs to put in the table (the first receives --recbole runs)")
     p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "retriever")
+    p.add_argument("--also", nargs="*", type=Path, default=[], metavar="DIR",
+                   help="earlier --out folders on the same split: their runs of systems absent from --out join the "
+                        "table, tagged with the folder's name (e.g. baselines trained with the same settings)")
     p.add_argument("--note", default="", help="a line for the table about what else ran on the machine")
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from the JSONs found")
     return p.parse_args(argv)
@@ -73,8 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_kerec(args: argparse.Namespace, system: str, seed: int) -> dict[str, Any]:
     import torch
 
-    from kerec.retriever import (RetrieverSpec, evaluate_embeddings, item_text_vectors, load_config, popularity,
-                                 prepare, train_retriever)
+    from kerec.retriever import (evaluate_embeddings, item_text_vectors, load_config, popularity, prepare,
+                                 system_settings, train_retriever)
 
     torch.set_num_threads(args.threads)
     prepared = prepare(split=str(args.split), seed=seed)
@@ -83,23 +87,24 @@ def run_kerec(args: argparse.Namespace, system: str, seed: int) -> dict[str, Any
         return {"system": system, "seed": seed, "test": popularity(prepared, "test").metrics,
                 "valid": popularity(prepared, "valid").metrics, "epochs_run": 0, "best_epoch": 0,
                 "seconds_per_epoch_median": 0.0}
-    spec, config = load_config(args.config)
-    spec = replace(spec, **spec_over)
-    config = replace(config, seed=seed, **train_over)
-    if spec.model != "kerec":  # baselines take the shared training settings, not kerec's own knobs
-        config = replace(config, lambda_k=0.0, lambda_a=0.0)
+    spec, config = system_settings(*load_config(args.config), spec_over, {**train_over, "seed": seed})
     text = item_text_vectors(prepared.dataset, progress=False) if spec.model == "kerec" and spec.use_text else None
     started = time.perf_counter()
     model, graph, state = train_retriever(prepared, spec, config, item_text=text, progress=True)
     fit = time.perf_counter() - started
     model.eval()
-    with torch.no_grad():
-        test = evaluate_embeddings(model(graph), prepared, "test").metrics  # the one look at the test split
+    with torch.no_grad():  # the one look at the test split (every setting was chosen on validation)
+        emb = model(graph)
+        valid = evaluate_embeddings(emb, prepared, "valid").metrics  # the final model's (with the head, fused)
+        test = evaluate_embeddings(emb, prepared, "test").metrics
+        # With the item head, the GNN's own figures too (reported beside, chosen by nothing).
+        gnn = evaluate_embeddings(emb.without_head(), prepared, "test").metrics \
+            if emb.head is not None and spec.model == "kerec" else None
     seconds = [h.seconds for h in state.history]
     return {"system": system, "seed": seed, "spec": asdict(spec), "train": config.to_dict(),
             "best_epoch": state.best_epoch, "epochs_run": len(state.history),
-            "valid": state.history[state.best_epoch - 1].valid, "test": test,
-            "seconds_per_epoch_median": statistics.median(seconds), "fit_seconds": fit}
+            "valid": valid, "test": test, "test_gnn_alone": gnn, "item_head": state.post.get("item_head"),
+            "seconds_per_epoch_median": statistics.median(seconds) if seconds else 0.0, "fit_seconds": fit}
 
 
 def environment(threads: int) -> dict[str, Any]:
@@ -142,13 +147,17 @@ def table(args: argparse.Namespace) -> str:
                 tag = "" if folder == args.recbole_out[0] else f" ({folder.name})"
                 rows.append(_row(f"RecBole {model}{tag}", runs, capped=sum(r.get("time_capped", False) for r in runs)))
     for system in SYSTEMS:
-        runs = [json.loads(p.read_text()) for p in sorted(args.out.glob(f"{system}-seed*.json"))]
-        if runs:
-            rows.append(_row(LABELS[system], runs))
-    header = ["system", "runs", *(m.replace("@", "@") for m in METRICS), "s/epoch", "epochs (best/run)"]
+        for folder in [args.out, *args.also]:
+            runs = [json.loads(p.read_text()) for p in sorted(folder.glob(f"{system}-seed*.json"))]
+            if runs:
+                rows.append(_row(LABELS[system] + ("" if folder == args.out else f" ({folder.name})"), runs))
+                break
+    header = ["system", "runs", *METRICS, "GNN alone: recall@20 / ndcg@20", "head λ / weight", "s/epoch",
+              "epochs (best/run)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        lines.append("| " + " | ".join([r["name"], str(r["runs"]), *r["cells"], r["seconds"], r["epochs"]]) + " |")
+        lines.append("| " + " | ".join([r["name"], str(r["runs"]), *r["cells"], r["gnn"], r["head"], r["seconds"],
+                                        r["epochs"]]) + " |")
     (args.out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
     return "\n".join(lines)
 
@@ -156,9 +165,15 @@ def table(args: argparse.Namespace) -> str:
 def _row(name: str, runs: list[dict[str, Any]], capped: int = 0) -> dict[str, Any]:
     cells = [mean_std([r["test"][m] for r in runs]) for m in METRICS]
     secs = statistics.median(r["seconds_per_epoch_median"] for r in runs)
-    epochs = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in runs)
+    epochs = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" if r["epochs_run"] else
+                       ("closed form" if r.get("item_head") else "–") for r in runs)
+    alone = [r["test_gnn_alone"] for r in runs if r.get("test_gnn_alone") and r["spec"]["model"] == "kerec"]
+    gnn = (f"{mean_std([a['recall@20'] for a in alone])} / {mean_std([a['ndcg@20'] for a in alone])}"
+           if len(alone) == len(runs) else "–")
+    heads = [r["item_head"] for r in runs if r.get("item_head")]
+    head = ", ".join(f"{h['reg']:g} / {h['weight']:g}" for h in heads) if heads else "–"
     return {"name": name + (f" [{capped} time-capped]" if capped else ""), "runs": len(runs), "cells": cells,
-            "seconds": f"{secs:.2f}" if secs else "–", "epochs": epochs,
+            "gnn": gnn, "head": head, "seconds": f"{secs:.2f}" if secs else "–", "epochs": epochs,
             "mean": {m: statistics.fmean(r["test"][m] for r in runs) for m in METRICS}, "seeds": [r["seed"] for r in runs]}
 
 
