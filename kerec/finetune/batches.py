@@ -6,6 +6,11 @@ The answer's tokens are what the template appends for an assistant turn with tha
 and the end-of-turn marker), and only they are trained on. Batches are left-padded: every row ends with its
 answer, so the loss needs logits for the last few positions only (``logits_to_keep``), not the whole
 (B, L, vocab) tensor.
+
+An inline soft prompt's placeholders (:data:`~kerec.finetune.soft_prompt.SOFT_TOKEN`) never reach the
+tokenizer: the rendered text is split on them, the pieces are tokenized one by one, and each placeholder
+becomes one position (a pad id the model overwrites) whose slot says which soft token goes there. Scored
+without the soft prompt, the placeholders are removed from the text before it is tokenized.
 """
 from __future__ import annotations
 
@@ -18,25 +23,29 @@ from torch import Tensor
 
 from kerec.finetune.data import InstructionSample
 from kerec.finetune.errors import FinetuneError
+from kerec.finetune.soft_prompt import SOFT_TOKEN
 
 
 @dataclass(frozen=True)
 class Encoded:
     """One sample as token ids: ``prompt`` (up to the generation prompt), ``answer`` (may be empty when
-    only scoring)."""
+    only scoring); ``slots``: per prompt position, -1 for text or ``n`` for the row's soft token ``n``
+    (inline placement), empty when the prompt has no placeholder."""
 
     prompt: list[int]
     answer: list[int]
     user: int
     items: tuple[int, ...]
     facts: tuple[tuple[int, int, int], ...]
+    slots: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class Batch:
     """Shapes: ``input_ids``, ``attention_mask`` (B, L) left-padded; ``labels`` (B, A) — the last A
     tokens of each row, -100 where a shorter answer leaves room; ``users`` (B,); ``items`` (B, C) with
-    ``item_mask`` (B, C) bool; ``facts`` (B, F, 3) with ``fact_mask`` (B, F) bool."""
+    ``item_mask`` (B, C) bool; ``facts`` (B, F, 3) with ``fact_mask`` (B, F) bool; ``slots`` (B, L) long —
+    the soft token placed at each position (inline placement), -1 for text and padding."""
 
     input_ids: Tensor
     attention_mask: Tensor
@@ -46,6 +55,7 @@ class Batch:
     item_mask: Tensor
     facts: Tensor
     fact_mask: Tensor
+    slots: Tensor
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(**{k: v.to(device) for k, v in self.__dict__.items()})
@@ -72,12 +82,37 @@ def answer_text(tokenizer: Any, messages: list[dict[str, str]], answer: str) -> 
     return answer + (tokenizer.eos_token or "")
 
 
-def encode(tokenizer: Any, sample: InstructionSample, *, with_answer: bool = True) -> Encoded:
-    """Token ids of ``sample`` (no special tokens added beyond the template's)."""
-    prompt = tokenizer.encode(render(tokenizer, sample.messages), add_special_tokens=False)
+def encode(tokenizer: Any, sample: InstructionSample, *, with_answer: bool = True, soft: bool = True) -> Encoded:
+    """Token ids of ``sample`` (no special tokens added beyond the template's). ``soft=False``: the text
+    without its soft-token placeholders (scoring without the soft prompt)."""
+    text = render(tokenizer, sample.messages)
+    if soft:
+        prompt, slots = tokenize_with_slots(tokenizer, text)
+    else:
+        prompt, slots = tokenizer.encode(text.replace(SOFT_TOKEN, ""), add_special_tokens=False), []
     answer = tokenizer.encode(answer_text(tokenizer, sample.messages, sample.answer), add_special_tokens=False) \
         if with_answer else []
-    return Encoded(prompt, answer, sample.user, sample.items, sample.facts)
+    return Encoded(prompt, answer, sample.user, sample.items, sample.facts, tuple(slots))
+
+
+def tokenize_with_slots(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
+    """``text``'s token ids with one position per :data:`SOFT_TOKEN` placeholder (holding the pad id), and
+    the slots: -1 per text token, ``0, 1, …`` for the placeholders in order; no slots without placeholders.
+    The pieces between placeholders are tokenized separately, so no text token spans a soft token."""
+    pieces = text.split(SOFT_TOKEN)
+    if len(pieces) == 1:
+        return tokenizer.encode(text, add_special_tokens=False), []
+    fill = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids: list[int] = []
+    slots: list[int] = []
+    for n, piece in enumerate(pieces):
+        if n:
+            ids.append(fill)
+            slots.append(n - 1)
+        part = tokenizer.encode(piece, add_special_tokens=False) if piece else []
+        ids += part
+        slots += [-1] * len(part)
+    return ids, slots
 
 
 def collate(rows: Sequence[Encoded], pad_id: int) -> Batch:
@@ -96,9 +131,12 @@ def collate(rows: Sequence[Encoded], pad_id: int) -> Batch:
     item_mask = torch.zeros((len(rows), cands), dtype=torch.bool)
     fact_rows = torch.zeros((len(rows), facts, 3), dtype=torch.long)
     fact_mask = torch.zeros((len(rows), facts), dtype=torch.bool)
+    slots = torch.full((len(rows), width), -1, dtype=torch.long)
     for b, (r, s) in enumerate(zip(rows, seqs)):
         ids[b, width - len(s):] = torch.tensor(s)
         mask[b, width - len(s):] = 1
+        if r.slots:
+            slots[b, width - len(s): width - len(s) + len(r.prompt)] = torch.tensor(r.slots)
         if r.answer:
             labels[b, answer_width - len(r.answer):] = torch.tensor(r.answer)
         items[b, : len(r.items)] = torch.tensor(r.items)
@@ -106,4 +144,4 @@ def collate(rows: Sequence[Encoded], pad_id: int) -> Batch:
         if r.facts:
             fact_rows[b, : len(r.facts)] = torch.tensor(r.facts)
             fact_mask[b, : len(r.facts)] = True
-    return Batch(ids, mask, labels, torch.tensor([r.user for r in rows]), items, item_mask, fact_rows, fact_mask)
+    return Batch(ids, mask, labels, torch.tensor([r.user for r in rows]), items, item_mask, fact_rows, fact_mask, slots)

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from kerec.finetune.errors import FinetuneError
 from kerec.finetune.graph_features import FactIndexer, FactRow, cached_fact_scorer, require_knowledge_retriever
+from kerec.finetune.prompt_inputs import compact_ranking_inputs
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 from kerec.kg.store import GraphStore
 from kerec.prompting import LETTERS, explanation_inputs, load_prompt, ranking_inputs
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from kerec.retriever import Prepared
 
 KINDS = ("ranking", "explanation")
+RANKING_PROMPTS = ("ranking", "ranking-compact")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,9 @@ class DataConfig:
 
     ``hard_negatives``: how many of the ``candidates − 1`` negatives come from the GNN's top
     ``hard_pool`` unseen items (needs a retriever); the rest are uniform. ``max_facts``: retrieved facts
-    per sample handed to the soft prompt (best evidence first)."""
+    per sample handed to the soft prompt (best evidence first). ``prompt``: the ranking template, one of
+    :data:`RANKING_PROMPTS`; ``candidate_titles``: whether the compact prompt names the candidates (the
+    full one always does); ``history_in_prompt``: the most recent history titles shown (0: none)."""
 
     ranking_samples: int = 2000
     explanation_samples: int = 200
@@ -60,6 +64,8 @@ class DataConfig:
     explanation_evidence: int = 2
     max_facts: int = 64
     min_history: int = 1
+    prompt: str = "ranking"
+    candidate_titles: bool = True
     seed: int = 2020
 
     def __post_init__(self) -> None:
@@ -70,10 +76,15 @@ class DataConfig:
         if not 0 <= self.hard_negatives <= self.candidates - 1:
             raise RecipeError(f"data.hard_negatives must be between 0 and candidates - 1 = {self.candidates - 1}, "
                               f"got {self.hard_negatives}")
-        for name in ("ranking_samples", "explanation_samples", "facts_in_prompt", "max_facts"):
+        for name in ("ranking_samples", "explanation_samples", "facts_in_prompt", "max_facts", "history_in_prompt"):
             if getattr(self, name) < 0:
                 raise RecipeError(f"data.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("hard_pool", "history_in_prompt", "history_for_evidence", "evidence_per_item",
+        if self.prompt not in RANKING_PROMPTS:
+            raise RecipeError(f"data.prompt must be one of {', '.join(RANKING_PROMPTS)}, got {self.prompt!r}")
+        if not self.candidate_titles and self.prompt != "ranking-compact":
+            raise RecipeError("data.candidate_titles: false needs data.prompt 'ranking-compact' "
+                              "(the full ranking prompt always shows the candidates' titles)")
+        for name in ("hard_pool", "history_for_evidence", "evidence_per_item",
                      "explanation_evidence", "min_history"):
             if getattr(self, name) < 1:
                 raise RecipeError(f"data.{name} must be >= 1, got {getattr(self, name)}")
@@ -123,16 +134,18 @@ class PromptParts:
 class InstructionBuilder:
     """Builds samples for ``prepared`` (its training split only) with evidence from ``store`` (holding the
     same dataset). ``model``/``graph``: a trained :class:`~kerec.gnn.models.KnowledgeRetriever` and its
-    graph, for GNN-scored evidence and hard negatives; without them evidence uses the degree prior."""
+    graph, for GNN-scored evidence and hard negatives; without them evidence uses the degree prior.
+    ``profile_tokens``: the user's soft-token placeholders in the compact prompt (the projector's
+    ``graph_tokens``; unused by the full prompt)."""
 
     def __init__(self, prepared: Prepared, store: GraphStore, config: DataConfig = DataConfig(), *,
-                 model: Retriever | None = None, graph: TrainingGraph | None = None) -> None:
-        self.prepared, self.store, self.config = prepared, store, config
+                 model: Retriever | None = None, graph: TrainingGraph | None = None, profile_tokens: int = 0) -> None:
+        self.prepared, self.store, self.config, self.profile_tokens = prepared, store, config, profile_tokens
         self.dataset = prepared.dataset
         self.evidence = EvidenceBuilder(store)
         self.indexer = FactIndexer({label: store.node_index(label) for label in ("Item", "Entity")},
                                    prepared.graph_kg.relations, self.dataset.num_items)
-        self.ranking_prompt, self.explanation_prompt = load_prompt("ranking"), load_prompt("explanation")
+        self.ranking_prompt, self.explanation_prompt = load_prompt(config.prompt), load_prompt("explanation")
         self.history = train_histories(prepared)
         self.seen = {u: set(items) for u, items in self.history.items()}
         self.pool = np.flatnonzero(prepared.allowed_items)
@@ -204,11 +217,16 @@ class InstructionBuilder:
         """The ranking prompt for ``history`` (item indices, oldest first) and ``candidates`` in letter
         order — also how the evaluation hook renders held-out cases."""
         evidence = self._evidence(user, history, candidates)
-        titles = [self.dataset.item_title(i) for i in history[-self.config.history_in_prompt:]]
-        shown = [e for i in candidates for e in evidence[i][: self.config.facts_in_prompt]]
-        facts = [(str(n), e.text) for n, e in enumerate(shown, 1)]
-        messages = self.ranking_prompt.messages(
-            **ranking_inputs(titles, [self.dataset.item_title(i) for i in candidates], facts))
+        shown_history = history[max(0, len(history) - self.config.history_in_prompt):]  # [-0:] would be all
+        titles = [self.dataset.item_title(i) for i in shown_history]
+        names = [self.dataset.item_title(i) for i in candidates]
+        if self.config.prompt == "ranking-compact":
+            inputs = compact_ranking_inputs(titles, names, profile_tokens=self.profile_tokens,
+                                            titles=self.config.candidate_titles)
+        else:
+            shown = [e for i in candidates for e in evidence[i][: self.config.facts_in_prompt]]
+            inputs = ranking_inputs(titles, names, [(str(n), e.text) for n, e in enumerate(shown, 1)])
+        messages = self.ranking_prompt.messages(**inputs)
         best_first = sorted((e for i in candidates for e in evidence[i]), key=lambda e: -e.score)
         return PromptParts(messages, evidence, self._rows(best_first))
 

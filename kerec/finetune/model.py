@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from kerec.finetune.batches import Batch
 from kerec.finetune.errors import FinetuneError
 from kerec.finetune.graph_features import graph_inputs
-from kerec.finetune.soft_prompt import GraphSoftPrompt, splice
+from kerec.finetune.soft_prompt import PLACEMENTS, GraphSoftPrompt, fill_slots, splice
 from kerec.gnn.graph import TrainingGraph
 from kerec.gnn.models import Embeddings, KnowledgeRetriever
 from kerec.gnn.train import bpr_loss
@@ -27,24 +27,39 @@ ADAPTERS = ("lora", "frozen")
 
 class JointModel(nn.Module):
     """``llm``: a causal LM (transformers or peft-wrapped) exposing ``get_input_embeddings()``;
-    ``gnn``: kerec's retriever; ``projector``: the soft prompt, or None for text-only prompts."""
+    ``gnn``: kerec's retriever; ``projector``: the soft prompt, or None for text-only prompts;
+    ``placement``: where the soft tokens go, ``"prefix"`` (before the text) or ``"inline"`` (at the
+    prompt's placeholder positions, ``batch.slots``)."""
 
-    def __init__(self, *, llm: nn.Module, gnn: KnowledgeRetriever, projector: GraphSoftPrompt | None) -> None:
+    def __init__(self, *, llm: nn.Module, gnn: KnowledgeRetriever, projector: GraphSoftPrompt | None,
+                 placement: str = "prefix") -> None:
         super().__init__()
-        self.llm, self.gnn, self.projector = llm, gnn, projector
+        if placement not in PLACEMENTS:
+            raise FinetuneError(f"unknown soft-prompt placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
+        self.llm, self.gnn, self.projector, self.placement = llm, gnn, projector, placement
 
     def inputs(self, graph: TrainingGraph, batch: Batch, emb: Embeddings | None = None) -> tuple[Tensor, Tensor]:
-        """The LLM's input embeddings (B, k + L, D) and attention mask (B, k + L): the text's token
-        embeddings with the soft prompt spliced in before the text (text alone without a projector)."""
+        """The LLM's input embeddings (B, L', D) and attention mask (B, L'): the text's token embeddings
+        with the soft prompt spliced in — before the text (prefix: L' = k + L) or at the placeholder
+        positions (inline: L' = L) — or the text alone without a projector (L' = L)."""
         text = self.llm.get_input_embeddings()(batch.input_ids)
         mask = batch.attention_mask
-        if self.projector is not None:
+        inline = self.projector is not None and self.placement == "inline"
+        if not inline and bool((batch.slots >= 0).any()):
+            # Placeholder positions hold pad ids: read as text they would silently corrupt the prompt.
+            raise FinetuneError(f"the prompts hold soft-token placeholders, but the model has "
+                                f"{'no soft prompt' if self.projector is None else 'prefix placement'}; "
+                                "use placement 'inline', or encode with soft=False to drop them")
+        if self.projector is None:
+            return text, mask
+        with self._graph_precision():
             emb = emb if emb is not None else self.gnn(graph)
             knowledge = self.gnn.knowledge(graph)
-            soft, soft_mask = self.projector(graph_inputs(self.gnn, graph, emb, knowledge, batch.users, batch.items,
-                                                          batch.item_mask, batch.facts, batch.fact_mask))
-            text, mask = splice(soft, soft_mask, text, mask)
-        return text, mask
+        soft, soft_mask = self.projector(graph_inputs(self.gnn, graph, emb, knowledge, batch.users, batch.items,
+                                                      batch.item_mask, batch.facts, batch.fact_mask))
+        if not inline:
+            return splice(soft, soft_mask, text, mask)
+        return fill_slots(soft, soft_mask, text, batch.slots), mask
 
     def prompt_embeddings(self, graph: TrainingGraph, batch: Batch) -> list[Tensor]:
         """Each row's unpadded input embeddings, shape (n_b, D): what an engine that takes prompt
@@ -55,7 +70,7 @@ class JointModel(nn.Module):
 
     def logits(self, graph: TrainingGraph, batch: Batch, keep: int, emb: Embeddings | None = None) -> Tensor:
         """shape: (B, keep, V) — next-token logits at the last ``keep`` positions of each row, with the
-        soft prompt spliced in before the text. ``emb``: this step's ``gnn(graph)`` if already computed."""
+        soft prompt spliced in (:meth:`inputs`). ``emb``: this step's ``gnn(graph)`` if already computed."""
         text, mask = self.inputs(graph, batch, emb)
         # Left padding shifts real tokens right; positions count real tokens only (as at inference).
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -68,13 +83,21 @@ class JointModel(nn.Module):
         GNN's embeddings; ``kg``: (triples (m, 3), corrupted tails (m,)) for the KG loss; either may be
         None (its loss is 0). L_LLM is the mean cross-entropy over answer tokens only."""
         answer = batch.labels.shape[1]
-        emb = self.gnn(graph) if self.projector is not None or bpr is not None else None
+        with self._graph_precision():
+            emb = self.gnn(graph) if self.projector is not None or bpr is not None else None
         logits = self.logits(graph, batch, answer + 1, emb)[:, :-1].float()
         l_llm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
         zero = l_llm.new_zeros(())
-        l_r = bpr_loss(emb, *bpr) if bpr is not None else zero
-        l_k = self.gnn.kg_loss(graph, *kg) if kg is not None else zero
+        with self._graph_precision():
+            l_r = bpr_loss(emb, *bpr) if bpr is not None else zero
+            l_k = self.gnn.kg_loss(graph, *kg) if kg is not None else zero
         return l_llm, l_r, l_k
+
+    def _graph_precision(self) -> torch.autocast:
+        """The GNN runs in float32 under mixed precision (``train.mixed_precision``): its sparse products
+        have no bf16 kernel on CPU, and a model this small gains nothing from half precision; only the
+        LLM (and the projector feeding it) runs under autocast."""
+        return torch.autocast(next(self.gnn.parameters()).device.type, enabled=False)
 
 
 def wrap_llm(model: Any, *, adapter: str, quantized: bool, lora_r: int = 8, lora_alpha: int = 16,

@@ -15,6 +15,7 @@ from typing import Any
 from kerec.finetune.data import DataConfig
 from kerec.finetune.errors import RecipeError
 from kerec.finetune.model import ADAPTERS
+from kerec.finetune.soft_prompt import PLACEMENTS
 
 
 @dataclass(frozen=True)
@@ -80,15 +81,20 @@ class LLMSection:
 @dataclass(frozen=True)
 class SoftPromptSection:
     """``enabled``: graph soft prompt on/off (off: text-only prompts, the GNN learns from L_R and L_K only);
-    ``graph_tokens`` context tokens, plus one per candidate with ``candidate_tokens``."""
+    ``graph_tokens`` context tokens, plus one per candidate with ``candidate_tokens``; ``placement``:
+    ``prefix`` (all soft tokens before the text) or ``inline`` (at the compact prompt's placeholders: the
+    context tokens in the user line, each candidate's after its letter)."""
 
     enabled: bool = True
     graph_tokens: int = 2
     candidate_tokens: bool = True
     hidden_dim: int = 256
+    placement: str = "prefix"
 
     def __post_init__(self) -> None:
         _at_least(self, "soft_prompt", ("graph_tokens", "hidden_dim"), 1)
+        if self.placement not in PLACEMENTS:
+            raise RecipeError(f"soft_prompt.placement must be one of {', '.join(PLACEMENTS)}, got {self.placement!r}")
 
 
 @dataclass(frozen=True)
@@ -96,12 +102,15 @@ class TrainSection:
     """Optimisation. ``max_steps``: optimiser steps (None: ``epochs`` passes over the samples);
     ``batch_size`` samples per micro-batch, ``grad_accum`` micro-batches per step; ``lr`` for LoRA,
     ``graph_lr`` for the projector and the GNN (one optimiser, two parameter groups); ``lambda_r``/
-    ``lambda_k`` weigh BPR and the KG loss; ``max_length`` caps soft tokens + prompt + answer."""
+    ``lambda_k`` weigh BPR and the KG loss; ``max_length`` caps soft tokens + prompt + answer;
+    ``batch_by_kind``: each micro-batch holds ranking or explanation samples only (shuffled batches), so
+    the short ranking prompts are not padded to the explanations' length."""
 
     epochs: int = 1
     max_steps: int | None = None
     batch_size: int = 4
     grad_accum: int = 4
+    batch_by_kind: bool = False
     lr: float = 2e-4
     graph_lr: float = 1e-3
     weight_decay: float = 0.0
@@ -143,6 +152,7 @@ class Recipe:
     out: str = "finetune-runs/run"
 
     def __post_init__(self) -> None:
+        _check_prompt_placement(self.data, self.soft_prompt)
         if self.soft_prompt.enabled:
             k = self.soft_prompt.graph_tokens + (self.data.candidates if self.soft_prompt.candidate_tokens else 0)
             if k >= self.train.max_length:
@@ -156,6 +166,12 @@ class Recipe:
         if not self.soft_prompt.enabled:
             return 0
         return self.soft_prompt.graph_tokens + (self.data.candidates if self.soft_prompt.candidate_tokens else 0)
+
+    @property
+    def added_tokens(self) -> int:
+        """Positions the soft prompt adds to an encoded prompt: k before the text with prefix placement,
+        0 inline (each soft token takes its placeholder's position, already counted in the prompt)."""
+        return self.soft_tokens if self.soft_prompt.placement == "prefix" else 0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -212,6 +228,18 @@ class Recipe:
 
 _SECTIONS = {"dataset": DatasetSection, "retriever": RetrieverSection, "data": DataConfig, "llm": LLMSection,
              "soft_prompt": SoftPromptSection, "train": TrainSection}
+
+
+def _check_prompt_placement(data: DataConfig, sp: SoftPromptSection) -> None:
+    """The compact prompt and inline placement only make sense together: one has the placeholders, the
+    other fills them."""
+    if data.prompt == "ranking-compact" and not (sp.enabled and sp.placement == "inline" and sp.candidate_tokens):
+        raise RecipeError("data.prompt 'ranking-compact' holds a place for each soft token: it needs soft_prompt "
+                          f"enabled: true, placement: inline and candidate_tokens: true (got enabled: {sp.enabled}, "
+                          f"placement: {sp.placement}, candidate_tokens: {sp.candidate_tokens})")
+    if sp.placement == "inline" and data.prompt != "ranking-compact":
+        raise RecipeError(f"soft_prompt.placement 'inline' needs data.prompt 'ranking-compact' (the {data.prompt!r} "
+                          "prompt has no places for soft tokens); use placement 'prefix' with it")
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -88,7 +88,7 @@ class TunedRanker:
             if model.projector is not None:
                 model.projector.to(device)
         model.eval()
-        builder = InstructionBuilder(prepared, setup.store_for(prepared), recipe.data, model=gnn, graph=graph)
+        builder = setup.builder(recipe, prepared, gnn, graph)
         return cls(model, base.tokenizer, builder, graph, device=device, batch_size=batch_size, progress=progress,
                    engine=served)
 
@@ -124,10 +124,12 @@ class TunedRanker:
         return self.score(self.samples(users, candidates, facts_in_prompt=facts_in_prompt), soft_prompt=soft_prompt)
 
     def score(self, samples: Sequence[InstructionSample], *, soft_prompt: bool = True) -> np.ndarray:
-        """Letter log-probabilities of ranking ``samples`` (see :meth:`letter_logprobs`)."""
+        """Letter log-probabilities of ranking ``samples`` (see :meth:`letter_logprobs`); without the soft
+        prompt, an inline prompt's placeholders are dropped from the text."""
         width = max(len(s.items) for s in samples)
         out = np.full((len(samples), width), -np.inf)
-        encoded = [encode(self.tokenizer, s, with_answer=False) for s in samples]
+        soft = soft_prompt and self.model.projector is not None
+        encoded = [encode(self.tokenizer, s, with_answer=False, soft=soft) for s in samples]
         order = sorted(range(len(samples)), key=lambda i: len(encoded[i].prompt))
         projector = self.model.projector
         if not soft_prompt:

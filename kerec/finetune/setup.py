@@ -73,6 +73,13 @@ def store_for(prepared: Prepared) -> MemoryStore:
     return store
 
 
+def builder(recipe: Recipe, prepared: Prepared, model: KnowledgeRetriever, graph: TrainingGraph) -> InstructionBuilder:
+    """The recipe's instruction builder: training samples and :class:`~kerec.finetune.scoring.TunedRanker`'s
+    prompts both come from it, so inference renders the prompt training did."""
+    return InstructionBuilder(prepared, store_for(prepared), recipe.data, model=model, graph=graph,
+                              profile_tokens=recipe.soft_prompt.graph_tokens)
+
+
 def samples(recipe: Recipe, prepared: Prepared, model: KnowledgeRetriever, graph: TrainingGraph, cache: Path | None,
             *, progress: bool = True) -> list[InstructionSample]:
     """The recipe's instruction samples; with ``cache`` (a JSONL file), read from it when present (resume)
@@ -82,7 +89,7 @@ def samples(recipe: Recipe, prepared: Prepared, model: KnowledgeRetriever, graph
         return [InstructionSample(**{**r, "history": tuple(r["history"]), "items": tuple(r["items"]),
                                      "facts": tuple(tuple(f) for f in r["facts"]), "cited": tuple(r["cited"])})
                 for r in rows]
-    built = InstructionBuilder(prepared, store_for(prepared), recipe.data, model=model, graph=graph).build(progress=progress)
+    built = builder(recipe, prepared, model, graph).build(progress=progress)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text("".join(json.dumps(s.to_dict()) + "\n" for s in built), encoding="utf-8")
@@ -113,7 +120,7 @@ def joint_model(recipe: Recipe, base: Any, gnn: KnowledgeRetriever) -> JointMode
     projector = None
     if recipe.soft_prompt.enabled:
         projector = GraphSoftPrompt(**projector_args(recipe, gnn, base))
-    return JointModel(llm=llm, gnn=gnn, projector=projector)
+    return JointModel(llm=llm, gnn=gnn, projector=projector, placement=recipe.soft_prompt.placement)
 
 
 def projector_args(recipe: Recipe, gnn: KnowledgeRetriever, base: Any) -> dict[str, Any]:

@@ -11,8 +11,13 @@ order) and the vectors of the retrieved facts — and returns ``k = graph_tokens
   embedding of its letter position, in letter order.
 
 Each token is RMS-normalised and scaled per dimension by a learned gain initialised to the RMS of the LLM's
-own input embeddings, so soft tokens start at the scale of word embeddings. :func:`splice` places them
-before the text prompt of each row (after left padding).
+own input embeddings, so soft tokens start at the scale of word embeddings. Two placements
+(:data:`PLACEMENTS`): ``prefix`` — :func:`splice` puts them before the text prompt of each row (after left
+padding); ``inline`` (LLaRA's hybrid prompt) — the prompt text holds a :data:`SOFT_TOKEN` placeholder where
+each soft token goes (the user's tokens in the user line, each candidate's after its letter), the
+tokenizer never sees it (:func:`kerec.finetune.batches.encode` splits on it and records the slots), and
+:func:`fill_slots` writes the tokens into those positions. No token is added to the vocabulary, so a server
+of the base model + LoRA (vLLM) takes the same prompts as input embeddings.
 """
 from __future__ import annotations
 
@@ -21,6 +26,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from kerec.finetune.errors import FinetuneError
+
+PLACEMENTS = ("prefix", "inline")
+SOFT_TOKEN = "<|graph|>"
+"""The placeholder an inline prompt's text carries for each soft token, in the projector's token order."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,37 @@ def splice(soft: Tensor, soft_mask: Tensor, text: Tensor, text_mask: Tensor) -> 
         rows.append(torch.cat([text[b, :pad], soft[b].to(text.dtype), text[b, pad:]]))
         masks.append(torch.cat([text_mask[b, :pad], soft_mask[b].to(text_mask.dtype), text_mask[b, pad:]]))
     return torch.stack(rows), torch.stack(masks)
+
+
+def fill_slots(soft: Tensor, soft_mask: Tensor, text: Tensor, slots: Tensor) -> Tensor:
+    """Write each row's soft tokens into the text positions its ``slots`` name (inline placement).
+
+    ``text`` (B, L, D) token embeddings; ``slots`` (B, L) long: -1 for a text position, ``n`` for the row's
+    soft token ``n``; ``soft`` (B, k, D), ``soft_mask`` (B, k). A row with slots must place each of its
+    unmasked soft tokens exactly once and no masked one (a padded candidate's token never enters the
+    prompt); a row without slots (a prompt with no placeholder) keeps its text. Returns (B, L, D),
+    differentiable in ``soft``; the attention mask is the text's. Raises :class:`FinetuneError` when slots
+    and tokens disagree.
+    """
+    placed = slots >= 0
+    if bool(placed.any()):
+        _check_slots(soft_mask, slots, placed)
+    picked = soft.gather(1, slots.clamp(min=0).unsqueeze(-1).expand(-1, -1, soft.shape[-1]))
+    return torch.where(placed.unsqueeze(-1), picked.to(text.dtype), text)
+
+
+def _check_slots(soft_mask: Tensor, slots: Tensor, placed: Tensor) -> None:
+    k = soft_mask.shape[1]
+    if int(slots.max()) >= k:
+        raise FinetuneError(f"a prompt names soft token {int(slots.max())}, but the projector made {k} per row")
+    uses = torch.zeros(soft_mask.shape, dtype=torch.long, device=slots.device)
+    uses.scatter_add_(1, slots.clamp(min=0), placed.long())
+    bad = placed.any(-1) & (uses != soft_mask.long()).any(-1)
+    if bool(bad.any()):
+        b = int(bad.nonzero()[0, 0])
+        raise FinetuneError(f"row {b}: the prompt has {int(placed[b].sum())} soft-token placeholders for the "
+                         f"projector's {int(soft_mask[b].sum())} tokens (each must be placed once): the prompt "
+                         "(data.prompt) and the soft prompt (graph_tokens, candidate_tokens) disagree")
 
 
 def embedding_rms(embeddings: nn.Module) -> float:

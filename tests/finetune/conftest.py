@@ -54,6 +54,11 @@ def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# The compact LLaRA-style prompt with inline soft tokens (finetune/cpu-tiny.yaml's shape), as tiny_recipe sections.
+COMPACT = {"data": {"prompt": "ranking-compact", "candidate_titles": False, "history_in_prompt": 2},
+           "soft_prompt": {"placement": "inline"}}
+
+
 def tiny_recipe(synth_dir: Path, model_dir: Path, out: Path, **sections: dict) -> Recipe:
     raw: dict = {
         "dataset": {"path": str(synth_dir), "split": "random", "seed": 1},

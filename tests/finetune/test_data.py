@@ -5,6 +5,7 @@ import pytest
 from kerec.explain import check
 from kerec.finetune.data import DataConfig, InstructionBuilder, train_histories
 from kerec.finetune.errors import RecipeError
+from kerec.finetune.soft_prompt import SOFT_TOKEN
 from kerec.prompting import LETTERS
 
 CONFIG = DataConfig(ranking_samples=30, explanation_samples=6, candidates=10, seed=7)
@@ -69,3 +70,24 @@ def test_bad_sizes_are_named() -> None:
         DataConfig(candidates=21)
     with pytest.raises(RecipeError, match="data.hard_negatives"):
         DataConfig(candidates=5, hard_negatives=5)
+
+
+def test_compact_samples_show_the_last_titles_and_a_placeholder_per_soft_token(synth, synth_store) -> None:
+    config = DataConfig(ranking_samples=10, explanation_samples=2, candidates=6, seed=7, prompt="ranking-compact",
+                        history_in_prompt=2, candidate_titles=False)
+    built = InstructionBuilder(synth, synth_store, config, profile_tokens=3).build(progress=False)
+    title = synth.dataset.item_title
+    for s in (s for s in built if s.kind == "ranking"):
+        assert s.answer == LETTERS[s.items.index(s.target)]
+        user = s.messages[-1]["content"]
+        assert user.count(SOFT_TOKEN) == 3 + 6 and f"The user{SOFT_TOKEN * 3} recently chose: " in user
+        assert "; ".join(title(i) for i in s.history[-2:]) + "\nCandidates:\n" in user
+        assert "A" + SOFT_TOKEN + " B" + SOFT_TOKEN in user and not any(title(i) in user for i in s.items)
+    # Explanations keep their full text prompt, without placeholders.
+    assert all(SOFT_TOKEN not in s.messages[-1]["content"] for s in built if s.kind == "explanation")
+
+
+def test_no_history_titles_means_none_not_all(synth, synth_store) -> None:
+    config = DataConfig(ranking_samples=5, explanation_samples=0, candidates=4, seed=7, history_in_prompt=0)
+    for s in InstructionBuilder(synth, synth_store, config).build(progress=False):
+        assert s.history and "oldest first:\n(none)\n" in s.messages[-1]["content"]

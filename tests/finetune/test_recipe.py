@@ -47,3 +47,37 @@ def test_yaml_exponent_without_a_dot_is_a_number(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text("train:\n  lr: 2e-4\n")
     assert load_recipe(path).train.lr == pytest.approx(2e-4)
+
+
+def test_the_cpu_recipe_uses_the_compact_prompt_with_inline_soft_tokens() -> None:
+    recipe = load_recipe(RECIPES / "cpu-tiny.yaml")
+    assert recipe.data.prompt == "ranking-compact" and recipe.soft_prompt.placement == "inline"
+    assert recipe.added_tokens == 0 and recipe.soft_tokens == recipe.soft_prompt.graph_tokens + recipe.data.candidates
+    assert load_recipe(RECIPES / "gpu-qlora.yaml").added_tokens == load_recipe(RECIPES / "gpu-qlora.yaml").soft_tokens
+
+
+def test_prompt_and_placement_must_agree() -> None:
+    compact = {"prompt": "ranking-compact"}
+    assert Recipe.from_dict({"data": compact, "soft_prompt": {"placement": "inline"}}).soft_prompt.placement == "inline"
+    assert Recipe.from_dict({}).soft_prompt.placement == "prefix" and Recipe.from_dict({}).data.prompt == "ranking"
+    needs = r"data.prompt 'ranking-compact' holds a place for each soft token: it needs soft_prompt enabled: true, " \
+            r"placement: inline and candidate_tokens: true \(got enabled: {}, placement: {}, candidate_tokens: {}\)"
+    with pytest.raises(RecipeError, match=needs.format(True, "prefix", True)):
+        Recipe.from_dict({"data": compact})
+    with pytest.raises(RecipeError, match=needs.format(False, "inline", True)):
+        Recipe.from_dict({"data": compact, "soft_prompt": {"placement": "inline", "enabled": False}})
+    with pytest.raises(RecipeError, match=needs.format(True, "inline", False)):
+        Recipe.from_dict({"data": compact, "soft_prompt": {"placement": "inline", "candidate_tokens": False}})
+    with pytest.raises(RecipeError, match=r"placement 'inline' needs data.prompt 'ranking-compact' \(the 'ranking' prompt"):
+        Recipe.from_dict({"soft_prompt": {"placement": "inline"}})
+
+
+def test_unknown_prompt_or_placement_lists_the_valid_ones() -> None:
+    with pytest.raises(RecipeError, match=r"recipe: soft_prompt.placement must be one of prefix, inline, got 'inlin'"):
+        Recipe.from_dict({"soft_prompt": {"placement": "inlin"}})
+    with pytest.raises(RecipeError, match=r"data.prompt must be one of ranking, ranking-compact, got 'compact'"):
+        Recipe.from_dict({"data": {"prompt": "compact"}})
+    with pytest.raises(RecipeError, match=r"data.candidate_titles: false needs data.prompt 'ranking-compact'"):
+        Recipe.from_dict({"data": {"candidate_titles": False}})
+    with pytest.raises(RecipeError, match=r"data.history_in_prompt must be >= 0, got -1"):
+        Recipe.from_dict({"data": {"history_in_prompt": -1}})

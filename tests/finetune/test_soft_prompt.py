@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
-from kerec.finetune.soft_prompt import GraphInputs, GraphSoftPrompt, splice
+from kerec.finetune.errors import FinetuneError
+from kerec.finetune.soft_prompt import GraphInputs, GraphSoftPrompt, fill_slots, splice
 
 
 def inputs(b: int = 3, c: int = 5, f: int = 4, d: int = 8) -> GraphInputs:
@@ -49,3 +51,34 @@ def test_splice_puts_soft_tokens_before_the_text_after_left_padding() -> None:
     assert emb[0, :, 0].tolist() == [100, -1, -1, 101, 102, 103]
     assert mask[0].tolist() == [0, 1, 0, 1, 1, 1] and mask[1].tolist() == [1] * 6
     assert emb[1, :2, 0].tolist() == [-1, -1]
+
+
+def test_fill_slots_writes_soft_tokens_exactly_at_their_slots() -> None:
+    text = torch.arange(2 * 6, dtype=torch.float).view(2, 6, 1) + 100  # row b, position p: 100 + 6b + p
+    soft = -torch.arange(1, 2 * 4 + 1, dtype=torch.float).view(2, 4, 1)  # row 0: -1..-4, row 1: -5..-8
+    # Row 0 has 3 candidates' worth of tokens (the 4th is a padded candidate); row 1 uses all 4.
+    soft_mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    slots = torch.tensor([[-1, 0, -1, 1, 2, -1], [0, -1, 1, 2, -1, 3]])
+    out = fill_slots(soft.requires_grad_(), soft_mask, text, slots)
+    assert out.shape == text.shape
+    assert out[0, :, 0].tolist() == [100, -1, 102, -2, -3, 105]
+    assert out[1, :, 0].tolist() == [-5, 107, -6, -7, 110, -8]
+    assert -4 not in out.flatten().tolist()  # the padded candidate's token appears nowhere
+    out.sum().backward()  # differentiable in the soft tokens: each placed token once, the masked one never
+    assert soft.grad[:, :, 0].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+
+
+def test_fill_slots_keeps_rows_without_slots_and_refuses_misplaced_tokens() -> None:
+    text = torch.zeros(2, 4, 1)
+    soft = torch.ones(2, 2, 1)
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    slots = torch.tensor([[-1, 0, 1, -1], [-1, -1, -1, -1]])  # row 1: a prompt without placeholders
+    assert fill_slots(soft, mask, text, slots)[:, :, 0].tolist() == [[0, 1, 1, 0], [0, 0, 0, 0]]
+    with pytest.raises(FinetuneError, match="row 0: the prompt has 1 soft-token placeholders for the projector's 2"):
+        fill_slots(soft, mask, text, torch.tensor([[-1, 0, -1, -1], [-1] * 4]))
+    with pytest.raises(FinetuneError, match="row 0: the prompt has 3 soft-token placeholders"):
+        fill_slots(soft, mask, text, torch.tensor([[0, 0, 1, -1], [-1] * 4]))
+    with pytest.raises(FinetuneError, match="row 1: .*2 soft-token placeholders for the projector's 1"):
+        fill_slots(soft, torch.tensor([[True, True], [True, False]]), text, torch.tensor([[0, 1, -1, -1], [0, 1, -1, -1]]))
+    with pytest.raises(FinetuneError, match="names soft token 2, but the projector made 2 per row"):
+        fill_slots(soft, mask, text, torch.tensor([[0, 1, 2, -1], [-1] * 4]))

@@ -9,13 +9,16 @@ import torch
 from kerec.finetune import setup
 from kerec.finetune.batches import collate, encode
 from kerec.finetune.errors import FinetuneCheckpointError
+from kerec.finetune.recipe import TrainSection
 from kerec.finetune.scoring import TunedRanker
-from kerec.finetune.train import finetune
+from kerec.finetune.train import _epoch_batches, finetune
 
 from ..embedded_scoring import embedded_letter_logprobs
-from .conftest import tiny_recipe
+from .conftest import COMPACT, tiny_recipe
 
 pytestmark = pytest.mark.slow
+# The full prompt with the soft prompt before it, and the compact prompt with the soft tokens inline.
+PROMPTS = pytest.mark.parametrize("shape", [{}, COMPACT], ids=["prefix", "compact-inline"])
 
 
 @pytest.fixture(autouse=True)
@@ -52,8 +55,10 @@ def test_frozen_llm_variant_trains_only_projector_and_gnn(synth_dir: Path, tiny_
     assert all(p.requires_grad for p in model.projector.parameters())
 
 
-def test_joint_training_lowers_the_loss_and_resumes_exactly(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
-    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 30, "save_every": 15})
+@PROMPTS
+def test_joint_training_lowers_the_loss_and_resumes_exactly(synth_dir: Path, tiny_llm: Path, tmp_path: Path,
+                                                           shape: dict) -> None:
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 30, "save_every": 15}, **shape)
     result = finetune(recipe, progress=False)
     first = np.mean([h.loss_llm for h in result.history[:3]])
     last = np.mean([h.loss_llm for h in result.history[-3:]])
@@ -77,8 +82,30 @@ def test_joint_training_lowers_the_loss_and_resumes_exactly(synth_dir: Path, tin
     assert scores.shape == (2, 8)
     assert np.allclose(np.exp(scores[0]).sum(), 1) and np.allclose(np.exp(scores[1, :5]).sum(), 1)
     assert np.isneginf(scores[1, 5:]).all()
-    text_only = ranker.letter_logprobs(users, cands, soft_prompt=False)
+    # Inference renders the prompt training did (the compact one with its placeholders, if so tuned).
+    prompt = ranker.samples(users, cands)[0].messages[-1]["content"]
+    assert ("Candidates:\nA<|graph|> B<|graph|>" in prompt) == bool(shape)
+    text_only = ranker.letter_logprobs(users, cands, soft_prompt=False)  # an inline prompt drops its placeholders
     assert not np.allclose(text_only[0], scores[0])
+
+
+def test_batches_by_kind_hold_one_kind_and_cover_each_epoch_once() -> None:
+    kinds = np.array(["ranking"] * 37 + ["explanation"] * 6, dtype=object)
+    np.random.default_rng(0).shuffle(kinds)
+    tr = TrainSection(batch_size=4, batch_by_kind=True, seed=5)
+    epochs = [_epoch_batches(kinds, tr, e) for e in range(6)]
+    for batches in epochs:
+        assert len(batches) == 10 + 2  # ceil(37 / 4) ranking + ceil(6 / 4) explanation batches
+        assert all(len(set(kinds[b])) == 1 for b in batches)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(43))
+    # The explanation batches are shuffled in among the ranking ones, differently each epoch.
+    where = {tuple(n for n, b in enumerate(batches) if kinds[b[0]] == "explanation") for batches in epochs}
+    assert len(where) > 1 and (10, 11) not in where
+    assert [b.tolist() for b in _epoch_batches(kinds, tr, 3)] == [b.tolist() for b in epochs[3]]
+    # Without it, an epoch is its permutation cut in order, as before batch_by_kind existed.
+    order = np.random.default_rng([5, 0]).permutation(43)
+    plain = _epoch_batches(kinds, TrainSection(batch_size=4, seed=5), 0)
+    assert [b.tolist() for b in plain] == [order[i:i + 4].tolist() for i in range(0, 43, 4)]
 
 
 def test_resume_refuses_another_base_model(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
@@ -127,10 +154,12 @@ class UnpaddedEngine:
         return embedded_letter_logprobs(self.llm, self.tokenizer, embeddings, num_choices)
 
 
-def test_prompt_embeddings_reproduce_the_padded_batch(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+@PROMPTS
+def test_prompt_embeddings_reproduce_the_padded_batch(synth_dir: Path, tiny_llm: Path, tmp_path: Path,
+                                                      shape: dict) -> None:
     """What an engine receives as prompt embeddings (soft tokens spliced in, padding dropped) scores the
     letters exactly as the joint model does on the left-padded batch, with and without the soft prompt."""
-    finetune(tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 2}), progress=False)
+    finetune(tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 2}, **shape), progress=False)
     ranker = TunedRanker.load(tmp_path / "run", batch_size=3)
     ds = ranker.builder.dataset
     users = [ds.users.external(u) for u in (0, 1, 2)]

@@ -14,9 +14,9 @@ UNFILLED = re.compile(r"\{[A-Za-z_]\w*\}")
 FACTS = [("f3a9c1", "Heat (1995) and Casino (1995) share the genre Crime"), ("f77b20", "Casino (1995) stars Robert De Niro")]
 
 
-def test_packaged_templates_are_the_three_versioned_ones() -> None:
+def test_packaged_templates_are_the_four_versioned_ones() -> None:
     assert prompts_dir().name == "prompts" and prompts_dir().parent.name == "_assets"
-    assert available_prompts() == ["chat", "explanation", "ranking"]
+    assert available_prompts() == ["chat", "explanation", "ranking", "ranking-compact"]
     for name in available_prompts():
         prompt = load_prompt(name)
         assert prompt.name == name and prompt.version == 1 and prompt.description
