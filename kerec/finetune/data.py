@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from kerec.finetune.errors import FinetuneError
@@ -239,7 +240,7 @@ class InstructionBuilder:
                                 "to draw negatives from; lower data.candidates")
         chosen: list[int] = []
         if self.config.hard_negatives and self._scores is not None:
-            scores = (self._scores.users[user] @ self._scores.items.T).numpy()
+            scores = self._scores.scores(torch.tensor([user]))[0].numpy()  # with the item head, if fitted
             ranked = [int(i) for i in np.argsort(-scores[self.pool], kind="stable")]
             top = [int(self.pool[i]) for i in ranked if int(self.pool[i]) not in seen][: self.config.hard_pool]
             take = min(self.config.hard_negatives, len(top))
