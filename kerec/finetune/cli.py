@@ -20,6 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (overrides the recipe's out)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides train.max_steps)")
     parser.add_argument("--samples", type=int, help="ranking samples (overrides data.ranking_samples)")
+    parser.add_argument("--retriever", metavar="CHECKPOINT",
+                        help="start from this trained retriever (`kerec train retriever`'s retriever.pt; its dataset "
+                             "and split are used); overrides retriever.checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -33,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
         changes["train"] = {"max_steps": args.max_steps}
     if args.samples is not None:
         changes["data"] = {"ranking_samples": args.samples}
+    if args.retriever is not None:
+        changes["retriever"] = {"checkpoint": args.retriever}
     if args.out:
         changes["out"] = args.out
     if changes:

@@ -83,16 +83,22 @@ class SoftPromptSection:
     """``enabled``: graph soft prompt on/off (off: text-only prompts, the GNN learns from L_R and L_K only);
     ``graph_tokens`` context tokens, plus one per candidate with ``candidate_tokens``; ``placement``:
     ``prefix`` (all soft tokens before the text) or ``inline`` (at the compact prompt's placeholders: the
-    context tokens in the user line, each candidate's after its letter)."""
+    context tokens in the user line, each candidate's after its letter); ``relevance`` and
+    ``letter_slots``: see :class:`~kerec.finetune.soft_prompt.GraphSoftPrompt` (both need candidate tokens)."""
 
     enabled: bool = True
     graph_tokens: int = 2
     candidate_tokens: bool = True
     hidden_dim: int = 256
     placement: str = "prefix"
+    relevance: bool = False  # add the candidate's standardised GNN score along a learnt direction
+    letter_slots: bool = False  # candidate slots start as their letters' input embeddings
 
     def __post_init__(self) -> None:
         _at_least(self, "soft_prompt", ("graph_tokens", "hidden_dim"), 1)
+        if (self.relevance or self.letter_slots) and not self.candidate_tokens:
+            raise RecipeError("soft_prompt.relevance and soft_prompt.letter_slots shape the candidate tokens: "
+                              "they need candidate_tokens: true")
         if self.placement not in PLACEMENTS:
             raise RecipeError(f"soft_prompt.placement must be one of {', '.join(PLACEMENTS)}, got {self.placement!r}")
 

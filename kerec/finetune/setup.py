@@ -111,15 +111,19 @@ def load_llm(recipe: Recipe, device: str) -> Any:
     return llm
 
 
-def joint_model(recipe: Recipe, base: Any, gnn: KnowledgeRetriever) -> JointModel:
-    """Wrap ``base`` (the transformers model) for training and attach the projector and the GNN."""
+def joint_model(recipe: Recipe, base: Any, gnn: KnowledgeRetriever, tokenizer: Any = None) -> JointModel:
+    """Wrap ``base`` (the transformers model) for training and attach the projector and the GNN.
+    ``tokenizer``: needed for ``soft_prompt.letter_slots`` (the slots start as the letters' embeddings);
+    a model about to load trained projector weights needs none."""
     sec = recipe.llm
     llm = wrap_llm(base, adapter=sec.adapter, quantized=sec.quantization is not None, lora_r=sec.lora_r,
                    lora_alpha=sec.lora_alpha, lora_dropout=sec.lora_dropout, target_modules=sec.target_modules,
                    gradient_checkpointing=sec.gradient_checkpointing)
     projector = None
     if recipe.soft_prompt.enabled:
-        projector = GraphSoftPrompt(**projector_args(recipe, gnn, base))
+        init = letter_embeddings(base, tokenizer, recipe.data.candidates) \
+            if recipe.soft_prompt.letter_slots and tokenizer is not None else None
+        projector = GraphSoftPrompt(**projector_args(recipe, gnn, base), slot_init=init)
     return JointModel(llm=llm, gnn=gnn, projector=projector, placement=recipe.soft_prompt.placement)
 
 
@@ -128,7 +132,20 @@ def projector_args(recipe: Recipe, gnn: KnowledgeRetriever, base: Any) -> dict[s
     return {"graph_dim": gnn.user.embedding_dim, "llm_dim": int(base.config.hidden_size),
             "graph_tokens": sp.graph_tokens, "candidate_tokens": sp.candidate_tokens,
             "max_candidates": recipe.data.candidates, "hidden_dim": sp.hidden_dim,
-            "embedding_rms": embedding_rms(base.get_input_embeddings())}
+            "embedding_rms": embedding_rms(base.get_input_embeddings()), "relevance": sp.relevance}
+
+
+def letter_embeddings(base: Any, tokenizer: Any, count: int) -> Any:
+    """shape: (count, D) — the input embedding of each candidate letter's first token (``"A"``, ``"B"``…),
+    scaled to unit RMS (the projector's tokens are RMS-normalised after the slot is added)."""
+    import torch
+
+    from kerec.prompting import LETTERS
+
+    ids = [tokenizer.encode(letter, add_special_tokens=False)[0] for letter in LETTERS[:count]]
+    with torch.no_grad():
+        rows = base.get_input_embeddings().weight[torch.tensor(ids)].float()
+    return rows / rows.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-8)
 
 
 def tuned_checkpoint(template: Checkpoint, gnn: KnowledgeRetriever, step: int) -> Checkpoint:

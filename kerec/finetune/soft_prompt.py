@@ -8,7 +8,10 @@ order) and the vectors of the retrieved facts — and returns ``k = graph_tokens
   attention on the user, :math:`s = \sum_f \mathrm{softmax}_f(u \cdot h_f / \sqrt d)\, h_f`
   (so the LM loss trains the GNN's fact relevance, too);
 * with ``candidate_tokens``, one token per candidate from ``MLP([c ; u \odot c])`` plus a learned slot
-  embedding of its letter position, in letter order.
+  embedding of its letter position, in letter order; optionally (``relevance``) plus a learned direction
+  scaled by the candidate's GNN score standardised over the row (:func:`standardised_scores`), and with
+  slots that start as the letters' own input embeddings (``slot_init``), so that a token says from the
+  start which letter it belongs to and how much the GNN favours it.
 
 Each token is RMS-normalised and scaled per dimension by a learned gain initialised to the RMS of the LLM's
 own input embeddings, so soft tokens start at the scale of word embeddings. Two placements
@@ -61,7 +64,8 @@ class GraphSoftPrompt(nn.Module):
     """
 
     def __init__(self, *, graph_dim: int, llm_dim: int, graph_tokens: int = 2, candidate_tokens: bool = True,
-                 max_candidates: int = 20, hidden_dim: int = 256, embedding_rms: float = 1.0) -> None:
+                 max_candidates: int = 20, hidden_dim: int = 256, embedding_rms: float = 1.0,
+                 relevance: bool = False, slot_init: Tensor | None = None) -> None:
         super().__init__()
         if graph_tokens < 1:
             raise ValueError(f"graph_tokens must be >= 1, got {graph_tokens}")
@@ -72,7 +76,13 @@ class GraphSoftPrompt(nn.Module):
         if candidate_tokens:
             self.candidate = nn.Sequential(nn.Linear(2 * graph_dim, hidden_dim), nn.GELU(),
                                            nn.Linear(hidden_dim, llm_dim))
-            self.slot = nn.Parameter(torch.zeros(max_candidates, llm_dim))
+            if slot_init is not None and tuple(slot_init.shape) != (max_candidates, llm_dim):
+                raise ValueError(f"slot_init has shape {tuple(slot_init.shape)}, expected ({max_candidates}, {llm_dim})")
+            start = torch.zeros(max_candidates, llm_dim) if slot_init is None else slot_init.detach().float()
+            self.slot = nn.Parameter(start.clone())
+            # One learnt direction scaled by the candidate's standardised GNN score: the relevance a ranking
+            # needs, linearly readable from every candidate token (an MLP of [c ; u ⊙ c] must learn to sum).
+            self.relevance = nn.Parameter(0.5 * torch.randn(llm_dim)) if relevance else None
         self.gain = nn.Parameter(torch.full((llm_dim,), float(embedding_rms)))
 
     def num_tokens(self, num_candidates: int) -> int:
@@ -99,12 +109,28 @@ class GraphSoftPrompt(nn.Module):
                 raise ValueError(f"{c} candidates, but the projector has {self.max_candidates} slots")
             user = inputs.user.unsqueeze(1).expand_as(inputs.candidates)
             cand = self.candidate(torch.cat([inputs.candidates, user * inputs.candidates], -1)) + self.slot[:c]
+            if self.relevance is not None:
+                cand = cand + standardised_scores(inputs.user, inputs.candidates, inputs.candidate_mask
+                                                  ).unsqueeze(-1) * self.relevance
             tokens = torch.cat([tokens, cand], 1)
             mask = torch.cat([mask, inputs.candidate_mask], 1)
         return self._scale(tokens), mask
 
     def _scale(self, x: Tensor) -> Tensor:
         return F.rms_norm(x, (x.shape[-1],)) * self.gain
+
+
+def standardised_scores(user: Tensor, candidates: Tensor, mask: Tensor) -> Tensor:
+    """shape: (B, C) — each candidate's GNN score ``u · c``, standardised over its row's real candidates
+    (padding 0). ``user`` (B, d), ``candidates`` (B, C, d), ``mask`` (B, C) bool."""
+    scores = torch.einsum("bd,bcd->bc", user, candidates)
+    m = mask.to(scores.dtype)
+    n = m.sum(-1, keepdim=True).clamp(min=1)
+    mean = (scores * m).sum(-1, keepdim=True) / n
+    # eps inside the root: a row of one candidate (an explanation sample) has variance 0, and the root's
+    # gradient there is infinite — NaN once multiplied by the zero gradient of an unplaced token.
+    std = ((((scores - mean) * m).pow(2).sum(-1, keepdim=True) / n) + 1e-6).sqrt()
+    return ((scores - mean) / std) * m
 
 
 def splice(soft: Tensor, soft_mask: Tensor, text: Tensor, text_mask: Tensor) -> tuple[Tensor, Tensor]:

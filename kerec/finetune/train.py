@@ -93,7 +93,7 @@ def finetune(recipe: Recipe, *, resume: str | Path | None = None, progress: bool
     identity = ck.base_identity(base.name, base.model.config)
     if saved is not None:
         ck.check_base(saved.base_model, identity, start)
-    model = setup.joint_model(recipe, base.model, gnn)
+    model = setup.joint_model(recipe, base.model, gnn, base.tokenizer)
     model.gnn.to(acc.device)
     if model.projector is not None:
         model.projector.to(acc.device)

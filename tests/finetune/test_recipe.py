@@ -41,6 +41,8 @@ def test_impossible_values_fail_before_training() -> None:
         Recipe.from_dict({"train": {"max_length": 16}})
     with pytest.raises(RecipeError, match="needs llm.adapter 'lora'"):
         Recipe.from_dict({"llm": {"quantization": "nf4", "adapter": "frozen"}})
+    with pytest.raises(RecipeError, match="relevance and soft_prompt.letter_slots .* need candidate_tokens: true"):
+        Recipe.from_dict({"soft_prompt": {"relevance": True, "candidate_tokens": False}})
 
 
 def test_yaml_exponent_without_a_dot_is_a_number(tmp_path: Path) -> None:

@@ -82,3 +82,53 @@ def test_fill_slots_keeps_rows_without_slots_and_refuses_misplaced_tokens() -> N
         fill_slots(soft, torch.tensor([[True, True], [True, False]]), text, torch.tensor([[0, 1, -1, -1], [0, 1, -1, -1]]))
     with pytest.raises(FinetuneError, match="names soft token 2, but the projector made 2 per row"):
         fill_slots(soft, mask, text, torch.tensor([[0, 1, 2, -1], [-1] * 4]))
+
+
+def test_standardised_scores_by_hand_and_padding_stays_zero() -> None:
+    from kerec.finetune.soft_prompt import standardised_scores
+
+    user = torch.tensor([[1.0, 0.0]])
+    cands = torch.tensor([[[1.0, 5.0], [2.0, 0.0], [3.0, 0.0], [100.0, 0.0]]])  # scores 1, 2, 3, (padding)
+    mask = torch.tensor([[True, True, True, False]])
+    # mean 2, population std sqrt(2/3) over the three real candidates
+    z = 1 / (2 / 3) ** 0.5
+    want = torch.tensor([[-z, 0.0, z, 0.0]])
+    assert torch.allclose(standardised_scores(user, cands, mask), want, atol=1e-5)
+    # One candidate (an explanation sample): score 0 and a finite gradient, not NaN.
+    one = torch.randn(1, 1, 2, requires_grad=True)
+    z = standardised_scores(user, one, torch.ones(1, 1, dtype=torch.bool))
+    (z.sum() * 0).backward()
+    assert z.item() == 0.0 and torch.isfinite(one.grad).all()
+
+
+def test_relevance_direction_orders_tokens_by_gnn_score_and_slots_start_as_letters() -> None:
+    letters = torch.randn(4, 32)
+    proj = GraphSoftPrompt(graph_dim=2, llm_dim=32, graph_tokens=1, max_candidates=4, hidden_dim=8,
+                           relevance=True, slot_init=letters)
+    assert torch.equal(proj.slot.detach(), letters)
+    with torch.no_grad():  # content MLP silenced: what is left is slot + score · relevance
+        for layer in proj.candidate:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_(), layer.bias.zero_()
+        proj.slot.zero_()
+    user = torch.tensor([[1.0, 0.0]])
+    cands = torch.tensor([[[3.0, 0.0], [1.0, 0.0], [2.0, 0.0], [0.0, 0.0]]])
+    tokens, _ = proj(GraphInputs(user, cands, torch.ones(1, 4, dtype=torch.bool), torch.zeros(1, 0, 2),
+                                 torch.zeros(1, 0, dtype=torch.bool)))
+    along = tokens[0, 1:] @ proj.relevance.detach()
+    assert along.argsort(descending=True).tolist() == [0, 2, 1, 3]  # the GNN's order, 3 > 2 > 1 > 0
+    with pytest.raises(ValueError, match="slot_init has shape"):
+        GraphSoftPrompt(graph_dim=2, llm_dim=32, max_candidates=4, slot_init=torch.zeros(3, 32))
+
+
+def test_letter_slots_are_the_letters_embeddings_at_unit_rms(tiny_llm) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kerec.finetune.setup import letter_embeddings
+
+    model, tok = AutoModelForCausalLM.from_pretrained(tiny_llm), AutoTokenizer.from_pretrained(tiny_llm)
+    rows = letter_embeddings(model, tok, 3)
+    b = tok.encode("B", add_special_tokens=False)[0]
+    raw = model.get_input_embeddings().weight[b].detach()
+    assert torch.allclose(rows[1], raw / raw.pow(2).mean().sqrt(), atol=1e-6)
+    assert torch.allclose(rows.pow(2).mean(-1), torch.ones(3), atol=1e-5)
