@@ -204,10 +204,19 @@ def cmd_train_retriever(args: argparse.Namespace) -> None:
     if not ctx.is_main:
         return
     ckpt = make_checkpoint(model, graph, prepared, spec, config, state).save(out / "retriever.pt")
-    best = state.history[state.best_epoch - 1]
-    print(f"best validation epoch {state.best_epoch} of {len(state.history)} "
-          f"({ckpt.stat().st_size / 1e6:.1f} MB checkpoint: {ckpt}; TensorBoard logs: {out / 'tensorboard'})")
-    print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in best.valid.items() if k.split("@")[0] in ("recall", "ndcg")))
+    where = f"{ckpt.stat().st_size / 1e6:.1f} MB checkpoint: {ckpt}; TensorBoard logs: {out / 'tensorboard'}"
+    if state.history:
+        print(f"best validation epoch {state.best_epoch} of {len(state.history)} ({where})")
+    else:
+        print(f"fitted in closed form ({where})")
+    head = state.post.get("item_head")
+    if head:
+        print(f"item head: λ {head['reg']:g}, weight {head['weight']:g} (chosen on validation {head['metric']}: "
+              f"GNN alone {head['valid_gnn']:.4f}, fused {max(head['valid_fused'].values()):.4f})")
+    model.eval()
+    with torch.no_grad():
+        valid = evaluate_embeddings(model(graph), prepared, "valid").metrics
+    print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if k.split("@")[0] in ("recall", "ndcg")))
 
 
 def _print_cold_start(results: dict[str, RankingResult], prepared: Prepared) -> None:
