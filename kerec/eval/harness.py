@@ -153,7 +153,8 @@ class _Run:
                                      batch=section.batch, label=f"{fused_with} valid seed {seed}", progress=self.progress)
                 weight, sweep = cp.choose_weight(cp.retriever_scores(cand, vtasks), vllm, vtasks)
                 fusion.update(weight=weight, chosen_on=f"valid ACC, {len(vtasks)} users", sweep=sweep)
-            if self.fusion_weight is None:
+            if self.fusion_weight is None and fused_with == "llm":
+                # The explanation protocol ranks with the untuned LLM: a weight chosen for a tuned one is not its.
                 self.fusion_weight = fusion["weight"]
         stage: dict[str, dict[str, Any]] = {}
         for variant, tasks in variants.items():
@@ -264,9 +265,9 @@ class _Run:
         for (system, seed, cold), trained in ranked:
             if trained.record:
                 name = f"{system} (cold-start split)" if cold is not None else system
-                out.setdefault(name, {})[str(seed)] = {k: trained.record[k] for k in
+                out.setdefault(name, {})[str(seed)] = {k: trained.record.get(k) for k in
                                                        ("best_epoch", "epochs_run", "seconds_per_epoch_median",
-                                                        "fit_seconds", "tensorboard")}
+                                                        "fit_seconds", "tensorboard", "item_head")}
         return out
 
 

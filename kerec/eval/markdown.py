@@ -164,12 +164,15 @@ def _training(r: dict[str, Any]) -> list[str]:
     if not t:
         return []
     rows = [[LABELS.get(s.split(" (")[0], s) + (" (cold-start split)" if "cold" in s else ""),
-             ", ".join(f"{v['best_epoch']}/{v['epochs_run']}" for v in per.values()),
+             ", ".join(f"{v['best_epoch']}/{v['epochs_run']}" if v["epochs_run"] else "closed form"
+                       for v in per.values()),
              f"{sum(v['seconds_per_epoch_median'] for v in per.values()) / len(per):.2f}",
              f"{sum(v['fit_seconds'] for v in per.values()) / len(per) / 60:.1f}",
+             ", ".join(f"{h['reg']:g} / {h['weight']:g}" for v in per.values() if (h := v.get("item_head"))) or "–",
              ", ".join(f"`{v['tensorboard']}`" for v in per.values())] for s, per in t.items()]
     return ["## Training cost", "", "TensorBoard: `tensorboard --logdir " + r["work"] + "/retrievers`", ""] + _table(
-        ["system", "epochs (best/run)", "s/epoch (median)", "fit min (mean)", "TensorBoard events"], rows)
+        ["system", "epochs (best/run)", "s/epoch (median)", "fit min (mean)", "item head λ / weight (on valid)",
+         "TensorBoard events"], rows)
 
 
 def _threads(cfg: dict[str, Any]) -> str:

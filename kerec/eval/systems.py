@@ -130,7 +130,7 @@ class Systems:
                       "seconds_per_epoch_median": statistics.median(seconds) if seconds else 0.0,
                       "fit_seconds": fit, "tensorboard": str(folder / "tensorboard"),
                       "valid": state.history[state.best_epoch - 1].valid if state.best_epoch > 0 else {},
-                      "spec": asdict(spec), "train": train.to_dict()}
+                      "spec": asdict(spec), "train": train.to_dict(), "item_head": state.post.get("item_head")}
             folder.mkdir(parents=True, exist_ok=True)
             make_checkpoint(model, graph, prepared, spec, train, state).save(ckpt_path)
             record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")  # last: marks it complete
