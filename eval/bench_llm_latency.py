@@ -1,14 +1,14 @@
-"""Latency of ``recommend(user, 10)`` per configuration and stage, and what int8 changes in the ranking.
+"""Latency of ``recommend(user, 10)`` per configuration and stage, and what int8 / bf16 change in the ranking.
 
     .venv/bin/python eval/bench_llm_latency.py --checkpoint runs/bench-retriever/retriever.pt
 
-Configurations: no LLM (GNN ranking, templated explanations); the 135M LLM in float32 and in int8
-(``default+int8``), each with templated explanations (the LLM ranks) and with LLM-written explanations
+Configurations: no LLM (GNN ranking, templated explanations); the 135M LLM in float32, in int8
+(``default+int8``) and in bfloat16 (``default+bf16``), each with templated explanations (the LLM ranks) and with LLM-written explanations
 (the LLM ranks and writes; citations checked, templated on failure). Stages: ``plan`` (GNN scores of the
 catalogue, top-20, KG evidence from the graph store scored by the GNN), ``rank`` (the LLM's letter
 probabilities), ``explain``. Each configuration warms up on one user first; users are the first
 ``--users`` of the test split, in order. Agreement: top letter and Spearman correlation of the letter
-log-probabilities, float32 vs int8, on the same ranking prompts.
+log-probabilities, float32 vs each other precision, on the same ranking prompts.
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = (("none", "template"), ("default", "template"), ("default+int8", "template"),
-           ("default", "llm"), ("default+int8", "llm"))
+SPECS = ("none", "default", "default+int8", "default+bf16")
+CONFIGS = (("none", "template"), ("default", "template"), ("default+int8", "template"), ("default+bf16", "template"),
+           ("default", "llm"), ("default+int8", "llm"), ("default+bf16", "llm"))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,10 +81,10 @@ def measure(rec: Any, users: list[str]) -> dict[str, Any]:
     return out
 
 
-def agreement(fp32: Any, int8: Any, prompts: list[Any]) -> dict[str, float]:
+def agreement(fp32: Any, other: Any, prompts: list[Any]) -> dict[str, float]:
     from scipy.stats import spearmanr
 
-    a, b = fp32.letter_logprobs(prompts, 20), int8.letter_logprobs(prompts, 20)
+    a, b = fp32.letter_logprobs(prompts, 20), other.letter_logprobs(prompts, 20)
     rho = [spearmanr(x, y).statistic for x, y in zip(a, b)]
     return {"prompts": len(prompts), "top_letter_same": float(np.mean(a.argmax(1) == b.argmax(1))),
             "spearman_mean": float(np.mean(rho))}
@@ -91,7 +92,7 @@ def agreement(fp32: Any, int8: Any, prompts: list[Any]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    valid = {f"{spec}/{exp}" for spec in ("none", "default", "default+int8") for exp in ("template", "llm")}
+    valid = {f"{spec}/{exp}" for spec in SPECS for exp in ("template", "llm")}
     unknown = sorted(set(args.configs) - valid)
     if unknown:
         raise SystemExit(f"unknown configuration(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
@@ -107,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     specs = {c.split("/")[0] for c in args.configs} - {"none"}
     llms = {spec: load_llm(spec, progress=False) for spec in sorted(specs)}
     agree = {}
-    if len(llms) == 2:
-        agree = agreement(llms["default"], llms["default+int8"], base.ranking_prompts(users))
+    if "default" in llms and len(llms) > 1:
+        prompts = base.ranking_prompts(users)
+        agree = {spec: agreement(llms["default"], llm, prompts) for spec, llm in llms.items() if spec != "default"}
     results: dict[str, Any] = {}
     for spec, explanations in (c.split("/") for c in args.configs):
         rec = Recommender.load(args.checkpoint, llm=None)
@@ -143,10 +145,10 @@ def write(out: Path, args: argparse.Namespace, results: dict[str, Any], agree: d
         lines.append(f"| {spec} | {explanations.split()[0]} | {r['users']} | {r['total']['p50']:.3f} s | "
                      f"{r['total']['p95']:.3f} s | {r['plan']['p50'] * 1000:.0f} ms | {r['rank']['p50']:.2f} s | "
                      f"{r['explain']['p50']:.2f} s | {r['template_share']:.0%} |")
-    if agree:
-        lines += ["", f"float32 vs int8 on the same {agree['prompts']} ranking prompts (20 letters): same top letter "
-                  f"{agree['top_letter_same']:.0%}, mean Spearman correlation of the letter log-probabilities "
-                  f"{agree['spearman_mean']:.3f}."]
+    for spec, a in agree.items():
+        lines += ["", f"float32 vs {spec} on the same {a['prompts']} ranking prompts (20 letters): same top letter "
+                  f"{a['top_letter_same']:.0%}, mean Spearman correlation of the letter log-probabilities "
+                  f"{a['spearman_mean']:.3f}."]
     lines.append("")
     (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

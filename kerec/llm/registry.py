@@ -6,7 +6,7 @@ from typing import Any
 from kerec.llm.base import LLM, LLMError
 from kerec.llm.default_model import DEFAULT_MODEL
 
-SPECS = ("default[@adapter]", "default+int8", "transformers:<model id or folder>[@adapter][+int8|+nf4]",
+SPECS = ("default[@adapter]", "default+int8", "default+bf16", "transformers:<model id or folder>[@adapter][+int8|+nf4|+bf16]",
          "vllm:<model id or folder>[@adapter]", "openai:<url>#<model>")
 
 
@@ -16,13 +16,14 @@ def load_llm(spec: str, **options: Any) -> LLM:
     ``"default"`` — SmolLM2-135M-Instruct with transformers on CPU; ``"transformers:<id or path>"``;
     ``"vllm:<id or path>"`` (``vllm:default`` is the converted SmolLM2); ``"openai:<url>#<model>"`` — a
     vLLM OpenAI-compatible server at ``url`` serving ``model``. A transformers spec may end in ``+int8``
-    (CPU dynamic int8) or ``+nf4`` (bitsandbytes 4-bit): ``default+int8`` is the quantized SmolLM2.
+    (CPU dynamic int8), ``+nf4`` (bitsandbytes 4-bit) or ``+bf16`` (bfloat16 weights and activations; on
+    CPUs with AVX512-BF16 about as fast as int8 and closer to float32): ``default+int8`` is the quantized SmolLM2.
     ``@<folder>`` after a transformers or vLLM model applies a LoRA adapter (a ``kerec finetune`` step's
     ``adapter/``): ``default@runs/ft/step-20/adapter+int8``, ``vllm:default@runs/ft/step-20/adapter``.
     """
     base, plus, quant = spec.rpartition("+")
-    if plus and quant in ("int8", "nf4") and (base.startswith(DEFAULT_MODEL) or base.startswith("transformers:")):
-        options = {"quantization": quant} | options
+    if plus and quant in ("int8", "nf4", "bf16") and (base.startswith(DEFAULT_MODEL) or base.startswith("transformers:")):
+        options = ({"dtype": "bfloat16"} if quant == "bf16" else {"quantization": quant}) | options
         spec = base
     if not spec.startswith("openai:") and "@" in spec:
         spec, _, adapter = spec.partition("@")

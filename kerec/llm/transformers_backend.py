@@ -60,17 +60,21 @@ class TransformersLLM:
             if quantization == "nf4":
                 raise LLMError("an adapter is merged into the weights before quantizing; nf4 cannot take it: "
                                "use quantization=None or 'int8'")
-        self.tokenizer, self.model = _load(self.source, device, _torch_dtype(dtype, device), quantization,
-                                           self.adapter)
+        self.dtype = _torch_dtype(dtype, device)
+        self.tokenizer, self.model = _load(self.source, device, self.dtype, quantization, self.adapter)
         self._letters: dict[int, list[list[int]]] = {}
 
     @property
     def name(self) -> str:
         """The converted folder's name for the default, a folder's absolute path, else the hub id;
-        ``+nf4`` / ``+int8`` when quantized (the scores differ)."""
+        ``+nf4`` / ``+int8`` when quantized, ``+bf16`` for bfloat16 on the CPU (the scores differ; bfloat16 is
+        CUDA's default and unmarked there)."""
         base = self.source.name if self.model_id == DEFAULT_MODEL else str(self.source)
         base = f"{base}@{self.adapter}" if self.adapter else base
-        return f"{base}+{self.quantization}" if self.quantization else base
+        if self.quantization:
+            return f"{base}+{self.quantization}"
+        cpu_bf16 = not self.device.startswith("cuda") and str(self.dtype) == "torch.bfloat16"
+        return f"{base}+bf16" if cpu_bf16 else base
 
     def letter_logprobs(self, prompts: Sequence[Messages], num_choices: int) -> np.ndarray:
         """shape: (len(prompts), num_choices), float64; each row a log-distribution over letters A…."""
