@@ -109,17 +109,9 @@ def test_full_softmax_loss_matches_hand_computed_values() -> None:
     assert full_softmax_loss(emb, users, pos, 1.0, allowed).item() == pytest.approx(want, rel=1e-6)
 
 
-def test_full_softmax_training_finds_the_planted_genres(synth) -> None:
-    config = TrainConfig(epochs=40, lr=0.02, batch_size=128, patience=40, seed=3, loss="full", temperature=0.5)
-    model, graph, _ = train_retriever(synth, RetrieverSpec(model="kerec", embedding_dim=16, use_text=False), config,
-                                      progress=False)
-    with torch.no_grad():
-        trained = evaluate_embeddings(model(graph), synth, "valid").metrics["recall@10"]
-    assert trained > popularity(synth, "valid").metrics["recall@10"] + 0.25
-
-
-def test_softmax_loss_trains_and_finds_the_planted_genres(synth) -> None:
-    config = TrainConfig(epochs=40, lr=0.02, batch_size=128, patience=40, seed=3, loss="softmax", negatives=8)
+@pytest.mark.parametrize("loss", [{"loss": "softmax", "negatives": 8}, {"loss": "full", "temperature": 0.5}])
+def test_softmax_losses_train_and_find_the_planted_genres(synth, loss: dict) -> None:
+    config = TrainConfig(epochs=40, lr=0.02, batch_size=128, patience=40, seed=3, **loss)
     model, graph, _ = train_retriever(synth, RetrieverSpec(model="kerec", embedding_dim=16, use_text=False), config,
                                       progress=False)
     with torch.no_grad():
