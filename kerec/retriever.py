@@ -6,6 +6,7 @@ is evaluated once, by :func:`evaluate_retriever`.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
 from kerec.gnn.checkpoint import Checkpoint, versions
 from kerec.gnn.distributed import DistContext
 from kerec.gnn.graph import TrainingGraph, build_training_graph
+from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, item_gram
 from kerec.gnn.models import MODELS, Embeddings, KnowledgeRetriever, Retriever, build_model
 from kerec.gnn.train import TrainConfig, TensorBoardLogger, TrainState, train
 from kerec.kg import CKGTensors, MemoryStore, build_ckg
@@ -188,10 +190,6 @@ def fit_item_head(model: Retriever, graph: TrainingGraph, prepared: Prepared, *,
     """Fit the trained ``model``'s item–item head on the training split and choose its λ and mix α on the
     validation split (``metric``): λ by the head alone, then α for the head fused with the GNN (α = 0,
     the GNN alone, is a candidate). Leaves the head set in ``model``; returns the search as plain data."""
-    from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix
-
-    import time
-
     head = getattr(model, "head", None)
     if head is None:
         raise KerecError("this retriever was built without item_head")
@@ -202,7 +200,8 @@ def fit_item_head(model: Retriever, graph: TrainingGraph, prepared: Prepared, *,
     with torch.no_grad():
         emb = model(graph)
     history = interaction_matrix(train_pairs, ds.num_users, ds.num_items)
-    blank = Embeddings(torch.zeros(ds.num_users, 1), torch.zeros(ds.num_items, 1))
+    gram = item_gram(train_pairs, ds.num_users, ds.num_items)
+    blank = Embeddings(torch.zeros(ds.num_users, 1), torch.zeros(ds.num_items, 1))  # scores 0: the head alone
 
     def valid(e: Embeddings) -> float:
         return float(evaluate_embeddings(e, prepared, "valid").metrics[metric])
@@ -210,7 +209,7 @@ def fit_item_head(model: Retriever, graph: TrainingGraph, prepared: Prepared, *,
     alone: dict[float, float] = {}
     best_b, best_reg = None, 0.0
     for reg in regs:
-        b = ease_weights(train_pairs, ds.num_users, ds.num_items, reg)
+        b = ease_weights(gram, reg)
         alone[reg] = valid(Embeddings(blank.users, blank.items, HeadTerm(history, b, 1.0)))
         if best_b is None or alone[reg] > alone[best_reg]:
             best_b, best_reg = b, reg

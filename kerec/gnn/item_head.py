@@ -34,18 +34,24 @@ from kerec.data import KerecError
 MAX_ITEMS = 20_000  # a (20k, 20k) float64 inverse takes ~3 GB and a few minutes; beyond, use no head
 
 
-def ease_weights(train_pairs: np.ndarray, num_users: int, num_items: int, reg: float) -> Tensor:
-    """shape: (I, I) float32 — EASE's ``B`` for the (user, item) ``train_pairs`` with L2 weight ``reg``
-    (repeated pairs count once; items without training interactions get zero rows and columns)."""
+def item_gram(train_pairs: np.ndarray, num_users: int, num_items: int) -> Tensor:
+    """shape: (I, I) float64 — ``XᵀX`` of the 0/1 training matrix (co-occurrence counts; repeated pairs count
+    once). Computed once per search: :func:`ease_weights` takes it for every λ."""
     if num_items > MAX_ITEMS:
         raise KerecError(f"the item–item head needs a dense {num_items}×{num_items} inverse; it supports at most "
                          f"{MAX_ITEMS:,} items. Set model.item_head: false for this dataset")
+    x = interaction_matrix(train_pairs, num_users, num_items).double()
+    with warnings.catch_warnings():  # torch's sparse product warns that its sparse support is beta
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse.mm(x.t(), x).to_dense()
+
+
+def ease_weights(gram: Tensor, reg: float) -> Tensor:
+    """shape: (I, I) float32 — EASE's ``B`` from the :func:`item_gram` with L2 weight ``reg`` (items
+    without training interactions get zero rows and columns)."""
     if not reg > 0:
         raise KerecError(f"item head: reg must be positive, got {reg}")
-    x = interaction_matrix(train_pairs, num_users, num_items).to_dense().double()  # (U, I): fine at ≤ MAX_ITEMS
-    gram = x.T @ x
-    gram.diagonal().add_(reg)
-    p = torch.linalg.inv(gram)
+    p = torch.linalg.inv(gram + reg * torch.eye(gram.shape[0], dtype=gram.dtype))
     b = -p / p.diagonal()
     b.diagonal().zero_()
     return b.float()

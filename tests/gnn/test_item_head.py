@@ -8,7 +8,7 @@ import torch
 
 from kerec.data import KerecError
 from kerec.gnn.checkpoint import Checkpoint
-from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, standardised
+from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, item_gram, standardised
 from kerec.gnn.models import Embeddings
 from kerec.gnn.train import TrainConfig
 from kerec.retriever import (RetrieverSpec, evaluate_embeddings, fit_item_head, load_retriever, make_checkpoint,
@@ -25,7 +25,9 @@ def test_ease_weights_match_the_closed_form_by_hand() -> None:
     want = -p / np.diag(p)
     np.fill_diagonal(want, 0)
     assert want[0, 1] == pytest.approx(4 / 6) and want[2, 0] == pytest.approx(-2 / 7)  # 14·P = [[7,-4,2],[-4,6,-3],[2,-3,8]]; B_ij = -P_ij / P_jj
-    got = ease_weights(pairs, 3, 3, reg=1.0)
+    gram = item_gram(pairs, 3, 3)
+    assert torch.equal(gram, torch.tensor([[2.0, 2, 0], [2, 3, 1], [0, 1, 1]], dtype=torch.float64))
+    got = ease_weights(gram, reg=1.0)
     assert torch.allclose(got, torch.tensor(want, dtype=torch.float32), atol=1e-6)
     # A user's head score of item j sums B's rows of the user's items: user 2 has items 1 and 2.
     history = interaction_matrix(pairs, 3, 3)
@@ -55,7 +57,9 @@ def test_head_is_refused_for_baselines_and_huge_catalogues() -> None:
     with pytest.raises(KerecError, match="item_head is part of kerec's retriever"):
         RetrieverSpec(model="bpr", item_head=True)
     with pytest.raises(KerecError, match="supports at most 20,000 items"):
-        ease_weights(np.array([[0, 0]]), 1, 20_001, reg=1.0)
+        item_gram(np.array([[0, 0]]), 1, 20_001)
+    with pytest.raises(KerecError, match="reg must be positive"):
+        ease_weights(torch.eye(2, dtype=torch.float64), reg=0.0)
 
 
 @pytest.fixture(scope="module")
