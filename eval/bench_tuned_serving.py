@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = {"text": (False, None), "soft": (True, 0), "both": (True, None)}  # soft_prompt, facts_in_prompt
+MODES = {"text": (False, True), "soft": (True, False), "both": (True, True)}  # soft prompt, facts as text
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def timed_scores(ranker: Any, users: list[str], cands: list[list[str]], mode: str) -> tuple[np.ndarray, float]:
-    soft, facts = MODES[mode]
+    soft, as_text = MODES[mode]
+    facts = ranker.text_facts if as_text else 0
     ranker.letter_logprobs(users[:1], cands[:1], soft_prompt=soft, facts_in_prompt=facts)  # warm-up
     start = time.perf_counter()
     scores = ranker.letter_logprobs(users, cands, soft_prompt=soft, facts_in_prompt=facts)

@@ -120,10 +120,13 @@ class CandidatesSection:
 @dataclass(frozen=True)
 class ExplainSection:
     """``recommend(user, k)`` with the LLM for ``users`` sampled test users, one call each: the grounding
-    check's outcomes and the latency of each stage (GNN, evidence, LLM rank, explain)."""
+    check's outcomes and the latency of each stage (GNN, evidence, LLM rank, explain). ``all_users``: also
+    every held-out test user's top ``k`` with the GNN and templated explanations (no LLM, cheap), every
+    cited fact re-checked against the store."""
 
     users: int = 5
     k: int = 5
+    all_users: bool = True
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,7 @@ class _Run:
         _, soft, facts = LLM_SYSTEMS[system]
         tuned = self._tuned
         return lambda users, cands: tuned.letter_logprobs(users, cands, soft_prompt=soft,
-                                                          facts_in_prompt=None if facts else 0)
+                                                          facts_in_prompt=tuned.text_facts if facts else 0)
 
     # -------------------------------------------------------------------------- explanations, latency
     def explain(self) -> dict[str, Any]:
@@ -232,8 +232,25 @@ class _Run:
                "llm": asdict(self.config.llm), "fusion_weight": weight, "users": ext}
         records = explain_users(rec, ext, section.k, self.shard(f"explain-seed{seed}", key), progress=self.progress)
         self.explained = records
-        return {"seed": seed, "k": section.k, "fusion_weight": weight, **summarise(records),
+        everyone = self._ground_all(seed, section.k) if section.all_users else None
+        return {"seed": seed, "k": section.k, "fusion_weight": weight, **summarise(records), "all_users": everyone,
                 "per_user": [{"user": r["users"][0], "ms": r["ms"], "sources": r["sources"]} for r in records]}
+
+    def _ground_all(self, seed: int, k: int) -> dict[str, Any]:
+        """Every held-out test user's top ``k`` from the GNN with templated explanations, re-checked."""
+        from kerec.api import Recommender, Settings
+        from kerec.eval import candidates as cp
+        from kerec.eval.explain import ground_users
+        from kerec.eval.systems import train_key
+
+        retriever = self.config.protocols.candidates.retriever if self.config.protocols.candidates else "kerec"
+        trained = self.systems.get(retriever, seed)
+        data = None if self.config.dataset.path == "default" else self.config.dataset.path
+        rec = Recommender.load(trained.checkpoint, data=data, llm=None,
+                               settings=Settings(history="train", explanations="template"))
+        users = [rec.prepared.dataset.users.external(u) for u in cp.sample_users(rec.prepared, "test", 0, seed)]
+        key = {"train": train_key(self.config, retriever, seed), "k": k, "explanations": "template"}
+        return ground_users(rec, users, k, self.shard(f"ground-all-seed{seed}", key), progress=self.progress)
 
     # ----------------------------------------------------------------------------------- cold start
     def cold_start(self) -> dict[str, Any]:

@@ -115,7 +115,10 @@ def _candidates(r: dict[str, Any]) -> list[str]:
     for variant, systems in c.get("llm_stage", {}).items():
         lines += [f"### LLM stage, {variant}", "",
                   f"Sampled test users (seeds {', '.join(next(iter(systems.values())).keys())}); the LLM scores the "
-                  f"letters of the candidates with the {LABELS.get(cfg['retriever'], cfg['retriever'])}'s KG evidence as text.", ""]
+                  f"letters of the candidates; the facts are the {LABELS.get(cfg['retriever'], cfg['retriever'])}'s KG "
+                  "evidence, given as text (`[n] fact` lines, the candidates named) and/or through the graph soft "
+                  "prompt. A tuned row keeps its recipe's prompt otherwise; a compact-prompt recipe (cpu-tiny) never "
+                  "saw titles or fact lines in training, so its facts-as-text rows measure that shift.", ""]
         rows = [[LABELS.get(s, s), *(_cell(per, m) for m in CANDIDATE_METRICS), str(next(iter(per.values()))["users"]),
                  _vs(per)] for s, per in systems.items()]
         lines += _table(["system", "ACC", "Recall@3", "Recall@5", "ValidRatio", "users", "ACC vs GNN: p (wins/losses)"], rows)
@@ -139,7 +142,14 @@ def _explain(e: dict[str, Any]) -> list[str]:
              f"- LLM explanations passing the grounding check: {rate(e['llm_grounding_rate'])} of {e['llm_generations']} generations",
              f"- templated fallback rate (items with evidence): {rate(e['fallback_rate'])}; sources {e['sources']}",
              f"- cited facts of the shown explanations found in the store and linking the history: "
-             f"{rate(e['shown_grounded_share'])} of {e['shown_cited_facts']}", ""]
+             f"{rate(e['shown_grounded_share'])} of {e['shown_cited_facts']}"]
+    if e.get("all_users"):
+        a = e["all_users"]
+        lines.append(f"- all {a['users']} test users, top {a['k']} from the GNN with templated explanations (no LLM): "
+                     f"cited facts found in the store and linking the history: {rate(a['grounded_share'])} of "
+                     f"{a['cited_facts']} ({a['items_with_evidence']} of {a['explanations']} items had evidence)"
+                     + (f"; users with an ungrounded citation: {', '.join(a['ungrounded_users'])}" if a["ungrounded_users"] else ""))
+    lines.append("")
     ms = lambda v: f"{v:.1f}" if v < 10 else f"{v:.0f}"  # noqa: E731
     lines += _table(["stage", "p50 ms", "p95 ms"], [[s, ms(v["p50"]), ms(v["p95"])]
                                                    for s, v in e["latency_ms"].items() if v])

@@ -201,6 +201,10 @@ def headline(results: dict[str, Any]) -> list[str]:
                      f"passed the grounding check; templated fallback for {exp['fallback_rate']:.0%} of items with evidence; "
                      f"every shown explanation's cited facts re-checked: "
                      f"{exp['shown_grounded_share']:.0%} grounded." if exp["shown_grounded_share"] is not None else "")
+    every = (exp or {}).get("all_users")
+    if every and every.get("grounded_share") is not None:
+        lines.append(f"**Grounding, all {every['users']} test users** (GNN top {every['k']}, templated explanations): "
+                     f"{every['grounded_share']:.2%} of {every['cited_facts']} cited facts exist and link the history.")
     return [line for line in lines if line]
 
 

@@ -214,19 +214,27 @@ class InstructionBuilder:
         return InstructionSample("explanation", user, target, tuple(history), (target,), self._rows(evidence),
                                  messages, answer, tuple(range(1, len(cited) + 1)), tuple(evidence))
 
-    def ranking_parts(self, user: int, history: Sequence[int], candidates: Sequence[int]) -> PromptParts:
+    def ranking_parts(self, user: int, history: Sequence[int], candidates: Sequence[int], *,
+                      facts: int | None = None) -> PromptParts:
         """The ranking prompt for ``history`` (item indices, oldest first) and ``candidates`` in letter
-        order — also how the evaluation hook renders held-out cases."""
+        order — also how the evaluation hook renders held-out cases. ``facts``: the best facts per candidate
+        shown as text; None: as tuned (``data.facts_in_prompt`` for the full prompt, none for the compact
+        one). The compact prompt with facts also names its candidates, since the facts name titles."""
         evidence = self._evidence(user, history, candidates)
         shown_history = history[max(0, len(history) - self.config.history_in_prompt):]  # [-0:] would be all
         titles = [self.dataset.item_title(i) for i in shown_history]
         names = [self.dataset.item_title(i) for i in candidates]
-        if self.config.prompt == "ranking-compact":
+        compact = self.config.prompt == "ranking-compact"
+        per_item = (0 if compact else self.config.facts_in_prompt) if facts is None else facts
+        if per_item < 0:
+            raise FinetuneError(f"facts per candidate must be >= 0, got {per_item}")
+        shown = [e for i in candidates for e in evidence[i][:per_item]]
+        lines = [(str(n), e.text) for n, e in enumerate(shown, 1)]
+        if compact:
             inputs = compact_ranking_inputs(titles, names, profile_tokens=self.profile_tokens,
-                                            titles=self.config.candidate_titles)
+                                            titles=self.config.candidate_titles or bool(lines), facts=lines)
         else:
-            shown = [e for i in candidates for e in evidence[i][: self.config.facts_in_prompt]]
-            inputs = ranking_inputs(titles, names, [(str(n), e.text) for n, e in enumerate(shown, 1)])
+            inputs = ranking_inputs(titles, names, lines)
         messages = self.ranking_prompt.messages(**inputs)
         best_first = sorted((e for i in candidates for e in evidence[i]), key=lambda e: -e.score)
         return PromptParts(messages, evidence, self._rows(best_first))

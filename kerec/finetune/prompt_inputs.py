@@ -2,7 +2,8 @@
 
 The template holds the wording; this fills its variables: ``profile`` (the user's ``graph_tokens``
 placeholders), ``history`` (the last few titles on one line, oldest first), ``candidates`` (lettered A…,
-each followed by its placeholder, with or without its title) and the letter range. The placeholders
+each followed by its placeholder, with or without its title), the facts shown as text (none in
+training) and the letter range. The placeholders
 (:data:`~kerec.finetune.soft_prompt.SOFT_TOKEN`) come in the projector's token order — the user's context
 tokens, then one per candidate in letter order — and each follows text directly (no space), so removing
 them for text-only scoring leaves clean text (``"A. Heat (1995)"``, ``"A B C"``).
@@ -14,14 +15,15 @@ from collections.abc import Sequence
 from kerec.finetune.errors import FinetuneError
 from kerec.finetune.soft_prompt import SOFT_TOKEN
 from kerec.prompting import LETTERS, lettered
-from kerec.prompting.inputs import NONE, one_line
+from kerec.prompting.inputs import NONE, Fact, fact_lines, one_line
 
 
 def compact_ranking_inputs(history_titles: Sequence[str], candidate_titles: Sequence[str], *,
-                           profile_tokens: int, titles: bool) -> dict[str, str]:
+                           profile_tokens: int, titles: bool, facts: Sequence[Fact] = ()) -> dict[str, str]:
     """The inputs of ``ranking-compact.yaml``: ``profile_tokens`` placeholders for the user, the history
     as ``"a; b; c"`` (``(none)`` when empty), the candidates as ``"A. title<p>"`` lines (``titles``) or
-    ``"A<p> B<p> …"`` on one line. Raises :class:`~kerec.prompting.PromptError` for 0 or more than 20
+    ``"A<p> B<p> …"`` on one line, and ``facts`` (``(id, text)`` pairs) as a ``Facts:`` block of ``[id] text``
+    lines ending in a newline, or nothing when there are none (the prompt as tuned). Raises :class:`~kerec.prompting.PromptError` for 0 or more than 20
     candidates and :class:`FinetuneError` for a title holding the placeholder (it would misplace the
     soft tokens)."""
     if profile_tokens < 1:
@@ -35,5 +37,6 @@ def compact_ranking_inputs(history_titles: Sequence[str], candidate_titles: Sequ
     else:
         candidates = " ".join(LETTERS[n] + SOFT_TOKEN for n in range(len(lines)))
     history = "; ".join(one_line(t) for t in history_titles)
+    block = f"Facts:\n{fact_lines(facts)}\n" if facts else ""
     return {"profile": SOFT_TOKEN * profile_tokens, "history": history or NONE, "candidates": candidates,
-            "first_letter": LETTERS[0], "last_letter": LETTERS[len(lines) - 1]}
+            "facts": block, "first_letter": LETTERS[0], "last_letter": LETTERS[len(lines) - 1]}

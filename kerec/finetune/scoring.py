@@ -95,13 +95,12 @@ class TunedRanker:
     def samples(self, users: Sequence[str], candidates: Sequence[Sequence[str]], *,
                 facts_in_prompt: int | None = None) -> list[InstructionSample]:
         """Ranking prompts for external user and item ids; the history is the user's whole training split,
-        candidates lettered in the order given. ``facts_in_prompt=0`` shows no facts as text."""
+        candidates lettered in the order given. ``facts_in_prompt``: facts per candidate shown as text
+        (0: none; None: as tuned, see :meth:`InstructionBuilder.ranking_parts`)."""
         if len(users) != len(candidates):
             raise FinetuneError(f"{len(users)} users but {len(candidates)} candidate lists")
-        ds = self.builder.dataset
         builder = self.builder
-        if facts_in_prompt is not None and facts_in_prompt != builder.config.facts_in_prompt:
-            builder = _with_config(builder, replace(builder.config, facts_in_prompt=facts_in_prompt))
+        ds = builder.dataset
         out = []
         for user, cands in zip(users, candidates):
             if user not in ds.users:
@@ -112,9 +111,14 @@ class TunedRanker:
             u = ds.users.index(user)
             items = [ds.items.index(c) for c in cands]
             history = builder.history.get(u, [])
-            parts = builder.ranking_parts(u, history, items)
+            parts = builder.ranking_parts(u, history, items, facts=facts_in_prompt)
             out.append(InstructionSample("ranking", u, -1, tuple(history), tuple(items), parts.facts, parts.messages, ""))
         return out
+
+    @property
+    def text_facts(self) -> int:
+        """Facts per candidate for the facts-as-text rows: the recipe's ``data.facts_in_prompt``, at least 1."""
+        return max(1, self.builder.config.facts_in_prompt)
 
     def letter_logprobs(self, users: Sequence[str], candidates: Sequence[Sequence[str]], *, soft_prompt: bool = True,
                         facts_in_prompt: int | None = None) -> np.ndarray:
@@ -164,10 +168,3 @@ class TunedRanker:
         if n not in self._letters:
             self._letters[n] = letter_token_ids(lambda t: self.tokenizer.encode(t, add_special_tokens=False), n)
         return self._letters[n]
-
-
-def _with_config(builder: InstructionBuilder, config: Any) -> InstructionBuilder:
-    clone = object.__new__(InstructionBuilder)
-    clone.__dict__.update(builder.__dict__)
-    clone.config = config
-    return clone

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from kerec.explain import check
 from kerec.finetune.data import DataConfig, InstructionBuilder, train_histories
-from kerec.finetune.errors import RecipeError
+from kerec.finetune.errors import FinetuneError, RecipeError
 from kerec.finetune.soft_prompt import SOFT_TOKEN
 from kerec.prompting import LETTERS
 
@@ -91,3 +92,25 @@ def test_no_history_titles_means_none_not_all(synth, synth_store) -> None:
     config = DataConfig(ranking_samples=5, explanation_samples=0, candidates=4, seed=7, history_in_prompt=0)
     for s in InstructionBuilder(synth, synth_store, config).build(progress=False):
         assert s.history and "oldest first:\n(none)\n" in s.messages[-1]["content"]
+
+
+def test_scoring_with_facts_as_text_shows_real_evidence_and_names_the_candidates(synth, synth_store) -> None:
+    config = DataConfig(ranking_samples=1, explanation_samples=0, candidates=6, seed=7, prompt="ranking-compact",
+                        history_in_prompt=2, candidate_titles=False, evidence_per_item=2)
+    builder = InstructionBuilder(synth, synth_store, config, profile_tokens=2)
+    user = next(u for u, items in sorted(builder.history.items()) if len(items) >= 3)
+    history, items = builder.history[user], builder.negatives(user, 6, np.random.default_rng(0))
+    title = synth.dataset.item_title
+    as_tuned = builder.ranking_parts(user, history, items).messages[-1]["content"]
+    assert "Facts:" not in as_tuned  # the prompt it was tuned on: letters only, no fact lines
+    assert "\nCandidates:\n" + " ".join(f"{letter}{SOFT_TOKEN}" for letter in LETTERS[:6]) + "\n" in as_tuned
+    assert builder.ranking_parts(user, history, items, facts=0).messages[-1]["content"] == as_tuned
+    parts = builder.ranking_parts(user, history, items, facts=1)
+    text = parts.messages[-1]["content"]
+    shown = [e for i in items for e in parts.evidence[i][:1]]
+    assert shown, "the synthetic graph links this user's history to some candidate"
+    assert all(f"[{n}] {e.text}" in text for n, e in enumerate(shown, 1))
+    assert all(f"{LETTERS[n]}. {title(i)}{SOFT_TOKEN}" in text for n, i in enumerate(items))
+    assert text.count(SOFT_TOKEN) == 2 + 6
+    with pytest.raises(FinetuneError, match="facts per candidate must be >= 0"):
+        builder.ranking_parts(user, history, items, facts=-1)

@@ -36,6 +36,19 @@ def test_compact_prompt_with_titles_puts_each_placeholder_after_its_candidate() 
     assert user["content"].replace(P, "").split("\n")[2] == "A. Babe (1995)"
 
 
+def test_compact_prompt_with_facts_as_text_adds_a_facts_block_and_nothing_else() -> None:
+    facts = [("1", "Heat (1995) and Babe (1995) share the genre Drama"), ("2", "Fargo (1996) stars Frances McDormand")]
+    _, plain = render(profile_tokens=1, titles=True)
+    _, user = render(profile_tokens=1, titles=True, facts=facts)
+    assert user["content"].split("\n") == [
+        *plain["content"].split("\n")[:-1],
+        "Facts:",
+        "[1] Heat (1995) and Babe (1995) share the genre Drama",
+        "[2] Fargo (1996) stars Frances McDormand",
+        plain["content"].split("\n")[-1]]
+    assert user["content"].count(P) == plain["content"].count(P)  # facts as text take no soft-token places
+
+
 def test_empty_history_says_none_and_bad_inputs_are_named() -> None:
     _, user = load_prompt("ranking-compact").messages(**compact_ranking_inputs([], ["Babe"], profile_tokens=1, titles=False))
     assert user["content"].startswith(f"The user{P} recently chose: (none)\n")

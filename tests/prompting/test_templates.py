@@ -19,7 +19,7 @@ def test_packaged_templates_are_the_four_versioned_ones() -> None:
     assert available_prompts() == ["chat", "explanation", "ranking", "ranking-compact"]
     for name in available_prompts():
         prompt = load_prompt(name)
-        assert prompt.name == name and prompt.version == 1 and prompt.description
+        assert prompt.name == name and prompt.version == (2 if name == "ranking-compact" else 1) and prompt.description
         assert [m["role"] for m in prompt.messages(**_dummy(prompt))] == ["system", "user"]
 
 
