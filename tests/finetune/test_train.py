@@ -174,3 +174,15 @@ def test_prompt_embeddings_reproduce_the_padded_batch(synth_dir: Path, tiny_llm:
     assert not np.allclose(want[True][0], want[False][0])
     with pytest.raises(Exception, match="unknown engine 'tgi'; choose one of transformers, vllm"):
         TunedRanker.load(tmp_path / "run", engine="tgi")
+
+
+def test_bf16_falls_back_to_float32_on_a_cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kerec.finetune import train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)  # the CPU flag itself is this machine's fact
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert train.effective_precision("bf16") == "no"
+    assert train.effective_precision("no") == "no"
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
+    assert train.effective_precision("bf16") == "bf16"
