@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from kerec.eval.shards import Shard
 
+COUNTS = ("with_evidence", "cited_facts", "grounded_facts")  # summed per batch by ground_users
 STAGES = {"gnn": "_user", "evidence": "_with_evidence", "llm_rank": "_llm_rank", "explain": "_explain"}
 
 
@@ -48,7 +49,6 @@ def stage_timer(rec: Any) -> Iterator[dict[str, float]]:
 def explain_users(rec: Any, users: Sequence[str], k: int, shard: Shard, *, progress: bool = True) -> list[dict[str, Any]]:
     """One record per user (resumed from ``shard``): stage times (ms) and the grounding outcomes."""
     done = {r["users"][0]: r for r in shard.records()}
-    titles = (rec.titles,) if hasattr(type(rec), "titles") else ()  # the API's own title check, where it has one
     for user in tqdm([u for u in users if u not in done], desc="explanations + latency", unit="user",
                      disable=not progress):
         with stage_timer(rec) as spent:
@@ -56,7 +56,7 @@ def explain_users(rec: Any, users: Sequence[str], k: int, shard: Shard, *, progr
             recs = rec.recommend(user, k)
             total = (time.perf_counter() - start) * 1000
         record = {"users": [user], "ms": {**{s: spent.get(s, 0.0) for s in STAGES}, "total": total},
-                  **_grounding(rec, user, recs, titles)}
+                  **_grounding(rec, user, recs)}
         shard.append(record)
         done[user] = record
     return [done[u] for u in users]
@@ -68,18 +68,16 @@ def ground_users(rec: Any, users: Sequence[str], k: int, shard: Shard, *, progre
     held-out users), each shown explanation re-checked against the store as in :func:`explain_users`;
     resumed from ``shard``. Returns the summed counts."""
     done = {u for r in shard.records() for u in r["users"]}
-    titles = (rec.titles,) if hasattr(type(rec), "titles") else ()
     todo = [u for u in users if u not in done]
     for start in tqdm(range(0, len(todo), batch), desc="grounding, all users", unit="batch", disable=not progress):
         chunk = todo[start:start + batch]
         ranked = rec.recommend_many(chunk, k)
-        rows = [_grounding(rec, u, ranked[u], titles) for u in chunk]
-        shard.append({"users": chunk, "counts": {key: sum(r[key] for r in rows)
-                                                 for key in ("with_evidence", "cited_facts", "grounded_facts")},
+        rows = [_grounding(rec, u, ranked[u]) for u in chunk]
+        shard.append({"users": chunk, "counts": {key: sum(r[key] for r in rows) for key in COUNTS},
                       "explanations": sum(len(ranked[u]) for u in chunk),
                       "ungrounded_users": [u for u, r in zip(chunk, rows) if r["grounded_facts"] < r["cited_facts"]]})
     records = shard.records()
-    total = {key: sum(r["counts"][key] for r in records) for key in ("with_evidence", "cited_facts", "grounded_facts")}
+    total = {key: sum(r["counts"][key] for r in records) for key in COUNTS}
     cited = total["cited_facts"]
     return {"users": sum(len(r["users"]) for r in records), "k": k,
             "explanations": sum(r["explanations"] for r in records), "items_with_evidence": total["with_evidence"],
@@ -87,11 +85,12 @@ def ground_users(rec: Any, users: Sequence[str], k: int, shard: Shard, *, progre
             "ungrounded_users": [u for r in records for u in r["ungrounded_users"]][:20]}
 
 
-def _grounding(rec: Any, user: str, recs: Sequence[Any], titles: tuple[Any, ...]) -> dict[str, Any]:
+def _grounding(rec: Any, user: str, recs: Sequence[Any]) -> dict[str, Any]:
     """One user's explanations: their sources, the LLM generations tried and passed, and how many of the
     shown explanations' cited facts the store holds and the grounding check accepts."""
     from kerec.explain import check
 
+    titles = (rec.titles,) if hasattr(type(rec), "titles") else ()  # the API's own title check, where it has one
     history = set(rec.history(user))
     sources: dict[str, int] = defaultdict(int)
     tried = passed = cited = grounded = 0

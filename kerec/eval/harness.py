@@ -232,18 +232,17 @@ class _Run:
                "llm": asdict(self.config.llm), "fusion_weight": weight, "users": ext}
         records = explain_users(rec, ext, section.k, self.shard(f"explain-seed{seed}", key), progress=self.progress)
         self.explained = records
-        everyone = self._ground_all(seed, section.k) if section.all_users else None
+        everyone = self._ground_all(cand.retriever, seed, section.k) if section.all_users else None
         return {"seed": seed, "k": section.k, "fusion_weight": weight, **summarise(records), "all_users": everyone,
                 "per_user": [{"user": r["users"][0], "ms": r["ms"], "sources": r["sources"]} for r in records]}
 
-    def _ground_all(self, seed: int, k: int) -> dict[str, Any]:
+    def _ground_all(self, retriever: str, seed: int, k: int) -> dict[str, Any]:
         """Every held-out test user's top ``k`` from the GNN with templated explanations, re-checked."""
         from kerec.api import Recommender, Settings
         from kerec.eval import candidates as cp
         from kerec.eval.explain import ground_users
         from kerec.eval.systems import train_key
 
-        retriever = self.config.protocols.candidates.retriever if self.config.protocols.candidates else "kerec"
         trained = self.systems.get(retriever, seed)
         data = None if self.config.dataset.path == "default" else self.config.dataset.path
         rec = Recommender.load(trained.checkpoint, data=data, llm=None,
