@@ -27,7 +27,7 @@ import torch
 
 from kerec.assets import kerec_home
 from kerec.data import KerecError, UnknownIdError
-from kerec.explain import Explanation, TitleIndex, check, grounded, template
+from kerec.explain import Explanation, TitleIndex, check, grounded, template, whole_sentences
 from kerec.kg import GraphStore, MemoryStore, build_ckg, open_store
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 
@@ -367,7 +367,7 @@ class Recommender:
             outs = self.llm.generate([msgs[i] for i in pending], max_new_tokens=self.settings.explanation_tokens,
                                      temperature=0.0 if attempt == 0 else 0.7, seed=attempt)
             for i, text in zip(pending, outs):
-                texts[i].append(text)
+                texts[i].append(whole_sentences(text))
             pending = [i for i in pending
                        if check(texts[i][-1], plan.evidence[ids[i]], self.store, history, ids[i], self.titles)[1]
                        is not None]

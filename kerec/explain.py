@@ -5,7 +5,10 @@ Evidence is numbered ``[1]..[m]`` in the prompt (short numbers suit small LLMs b
 fact ids); each number stands for one :class:`~kerec.kg.evidence.Evidence` and so for its fact ids. An
 explanation is *grounded* when it cites at least one number, every number it cites is one of the item's
 evidence, and every fact behind those numbers exists in the store and links the user's history to the item
-(a path from a history item) or belongs to the item (its own attribute). The paths taken, recorded in
+(a path from a history item) or belongs to the item (its own attribute). With a :class:`TitleIndex` the prose
+is checked too: it may name only films the cited facts concern, and every proper name in it (a run of two or
+more capitalised words, "James Earl Jones") must be written in a cited fact or the item's title, so that an
+explanation cannot attach an invented cast or director to real citations. The paths taken, recorded in
 :attr:`Explanation.source`:
 
 * ``"llm"`` — the first generation was grounded;
@@ -55,6 +58,7 @@ class TitleIndex:
 
     def __init__(self, titles: Mapping[str, str], *, min_chars: int = 6) -> None:
         self.items: dict[str, set[str]] = {}
+        self.titles: dict[str, str] = dict(titles)  # item → full title
         for item, title in titles.items():
             base = _TITLE_TAIL.sub("", title).strip()
             if len(base) >= min_chars:
@@ -70,12 +74,64 @@ class TitleIndex:
 
 
 _TITLE_TAIL = re.compile(r"(\s*\([^()]*\))+\s*$|,\s*(The|A|An)\s*(?=\(|$)")
+_WORD = r"[A-Z][\w'’&-]*\.?"
+_NAME_RUN = re.compile(rf"(?<![\w'’]){_WORD}(?:[ \t]+{_WORD})+")
+_SENTENCE_START = re.compile(r"(^|[.!?:;]\s+|\n\s*)$")
+
+
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?][\"'”’)\]]*(?=\s|$)")  # "E.T." and "J." are not ends
+
+
+def whole_sentences(text: str) -> str:
+    """``text`` stripped and cut after its last complete sentence, so that a generation stopped by the
+    token limit is not shown mid-sentence: ``"Good [1]. It also st"`` → ``"Good [1]."``; a text with no
+    sentence end at all is kept whole (the check decides)."""
+    text = text.strip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]] if ends else text
+
+
+# Capitalised only because they open a sentence: dropped from the front of a sentence's first name run.
+_OPENERS = frozenset("""a after all also an and another any as at because before both but by check consider
+    do don't each enjoy every fans finally for from given here how i if in it it's its just like made many
+    maybe more my next no not now of on one or our perhaps plus recommended see since so some starring still
+    take that the their then there these they this those though to try viewers watch we what when while why
+    with yes you you'll your""".split())
+
+
+def proper_names(text: str) -> list[str]:
+    """Runs of two or more capitalised words in ``text``, in order. A sentence's first word is dropped
+    when it is a common opener ("Because Steven Spielberg directed it" → "Steven Spielberg", but
+    "Ridley Scott made it" keeps both), a leading article always ("The Empire Strikes Back" → "Empire
+    Strikes Back", as catalogue titles are written); a run left with one word is no name.
+    ``"E.T. (1982) stars James Earl Jones."`` → ``["James Earl Jones"]``."""
+    out = []
+    for m in _NAME_RUN.finditer(text):
+        words = m.group(0).split()
+        if _SENTENCE_START.search(text[: m.start()]) and words[0].lower() in _OPENERS:
+            words = words[1:]
+        if words and words[0] in ("The", "A", "An"):
+            words = words[1:]
+        if len(words) >= 2:
+            name = " ".join(words)
+            out.append(name[:-1] if re.search(r"\w\w\.$", name) else name)  # a full stop, not an initial
+    return out
+
+
+def unstated_name(text: str, written: str) -> str | None:
+    """The first of ``text``'s :func:`proper_names` that ``written`` does not contain (on word
+    boundaries), else None."""
+    for name in proper_names(text):
+        if not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", written):
+            return name
+    return None
 
 
 def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: Collection[str],
           item: str, titles: TitleIndex | None = None) -> tuple[tuple[int, ...], str | None]:
     """``(cited numbers, None)`` when ``text`` is grounded, else ``((), reason)``. With ``titles``, the
-    text may name only films that the cited facts concern (the item, the history items they link)."""
+    text may name only films that the cited facts concern (the item, the history items they link), and only
+    proper names written in the cited facts or the item's title (:func:`proper_names`)."""
     tokens = citations(text)
     if not tokens:
         return (), "cites no evidence"
@@ -103,6 +159,10 @@ def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: C
         for title, items in titles.mentioned(text).items():
             if not items & concerned:
                 return (), f"names {title!r}, which no cited fact concerns"
+        written = "\n".join([e.text for e in cited] + [titles.titles.get(i, "") for i in sorted(concerned)])
+        name = unstated_name(text, written)
+        if name is not None:
+            return (), f"names {name!r}, which no cited fact states"
     return tuple(numbers), None
 
 
@@ -117,13 +177,13 @@ def template(evidence: Sequence[Evidence], *, top: int = 2) -> Explanation:
 
 def grounded(generate: Callable[[int], str], evidence: Sequence[Evidence], store: GraphStore,
              history: Collection[str], item: str, *, attempts: int = 2, titles: TitleIndex | None = None) -> Explanation:
-    """Ask ``generate(attempt)`` (attempt 0, then retries) until a text passes :func:`check`; after
-    ``attempts`` failures, the template. Nothing is generated for an item without evidence."""
+    """Ask ``generate(attempt)`` (attempt 0, then retries) until a text, cut to :func:`whole_sentences`,
+    passes :func:`check`; after ``attempts`` failures, the template. Nothing is generated for an item without evidence."""
     if not evidence:
         return template(evidence)
     rejected = []
     for attempt in range(attempts):
-        text = generate(attempt).strip()
+        text = whole_sentences(generate(attempt))
         numbers, reason = check(text, evidence, store, history, item, titles)
         if reason is None:
             return Explanation(text, SOURCES[min(attempt, 1)], numbers,

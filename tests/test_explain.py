@@ -2,9 +2,11 @@
 The "generations" here are fixed texts standing for LLM output: the check is what is under test."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from kerec.explain import NO_EVIDENCE, TitleIndex, check, citations, grounded
+from kerec.explain import NO_EVIDENCE, TitleIndex, check, citations, grounded, proper_names, whole_sentences
 from kerec.kg import MemoryStore
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 from kerec.kg.model import Fact, NodeRef
@@ -100,3 +102,34 @@ def test_title_index_strips_years_articles_and_original_titles() -> None:
     assert titles.mentioned("The Godfather: Part II beats Shanghai Triad in the Heat") == {
         "Godfather: Part II": {"2"}, "Shanghai Triad": {"3"}}
     assert titles.mentioned("the godfather") == {}  # case-sensitive: a title is capitalised in prose
+
+
+def test_proper_names_finds_name_runs_not_sentence_openers_or_articles() -> None:
+    text = ("Because Steven Spielberg directed E.T. the Extra-Terrestrial (1982) [1], it suits you. The Empire "
+            "Strikes Back stars James Earl Jones and was directed by John Carillo.")
+    assert proper_names(text) == ["Steven Spielberg", "Empire Strikes Back", "James Earl Jones", "John Carillo"]
+    assert proper_names("Recommended because you liked Heat [1].") == []  # one capitalised word is no name
+
+
+def test_naming_a_person_no_cited_fact_states_fails(store: MemoryStore, evidence: list[Evidence]) -> None:
+    # The defect this guards against: real citations, plus a cast and director the facts never state.
+    titles = TitleIndex({"i1": "Alpha (1990)", "i3": "Gamma (1990)"}, min_chars=5)
+    n, path = next((n, e) for n, e in enumerate(evidence, 1) if e.kind == "path")
+    stated = [replace(path, text="Alpha (1990) and Gamma (1990) share the director Ridley Scott")] + \
+        [e for e in evidence if e is not path]
+    ok = "Gamma shares the director Ridley Scott with Alpha [1]."
+    assert check(ok, stated, store, {"i1"}, "i3", titles) == ((1,), None)
+    bad = "Gamma shares the director Ridley Scott with Alpha [1], starring James Earl Jones."
+    assert check(bad, stated, store, {"i1"}, "i3", titles) == ((), "names 'James Earl Jones', which no cited fact states")
+    # A name stated only by evidence the text does not cite does not count.
+    other = next(m for m, e in enumerate(stated, 1) if m != 1)
+    _, reason = check(f"Ridley Scott made Gamma [{other}].", stated, store, {"i1"}, "i3", titles)
+    assert reason == "names 'Ridley Scott', which no cited fact states"
+
+
+def test_generations_are_cut_to_whole_sentences(store: MemoryStore, evidence: list[Evidence]) -> None:
+    assert whole_sentences("  Good [1]. It also st") == "Good [1]."
+    assert whole_sentences("E.T. and Alpha share a director [1]") == "E.T. and Alpha share a director [1]"
+    assert whole_sentences("Good [1]. Directed by J. Smith") == "Good [1]."
+    shown = grounded(lambda attempt: "Gamma follows Alpha [1]. It was also made by", evidence, store, {"i1"}, "i3")
+    assert shown.source == "llm" and shown.text == "Gamma follows Alpha [1]."

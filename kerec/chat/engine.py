@@ -33,7 +33,7 @@ from kerec.chat.reply import (Reference, acknowledgement, chat_messages, check_r
 from kerec.chat.retrieve import evidence, rank
 from kerec.chat.state import SessionState
 from kerec.data import UnknownIdError
-from kerec.explain import template
+from kerec.explain import template, whole_sentences
 
 if TYPE_CHECKING:
     from kerec.api import Recommender
@@ -224,7 +224,7 @@ class ChatEngine:
                 with self._llm_lock:
                     [out] = rec.llm.generate([messages], max_new_tokens=self.reply_tokens,
                                              temperature=0.0 if attempt == 0 else 0.7, seed=attempt)
-                out = out.strip()
+                out = whole_sentences(out)
                 if check_reply(out, refs, recs, rec.store, set(history), titles=rec.titles, said=said) is None:
                     return ack + out, "llm" if attempt == 0 else "llm-retry"
         return template_reply(ack, state, self.catalogue, recs, refs), "template"

@@ -7,7 +7,8 @@ words as data inside the prompt), the picks lettered A… and the numbered evide
 when it cites at least one number, every number is a reference, every cited reference passes
 :func:`kerec.explain.check` for its own pick (its facts exist in the graph store and link the pick to the
 liked items, or are the pick's own attributes), it names no film that is not a pick, not in a cited fact
-and not named by the person, and it holds no markup (``<``/``>``). Otherwise the templated reply, whose
+and not named by the person, every proper name in it is written in a cited fact, a pick's title or the
+person's words, and it holds no markup (``<``/``>``). Otherwise the templated reply, whose
 citations are correct by construction.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kerec.chat.catalogue import Catalogue
-from kerec.explain import TitleIndex, check, citations
+from kerec.explain import TitleIndex, check, citations, unstated_name
 from kerec.kg.evidence import Evidence
 from kerec.kg.store import GraphStore
 
@@ -81,6 +82,11 @@ def check_reply(text: str, refs: Sequence[Reference], recs: Sequence[Recommendat
         for title, items in titles.mentioned(text).items():
             if not items & allowed:
                 return f"names {title!r}, which is not a pick, not in a cited fact and not named by the person"
+        written = "\n".join([evidence[item][n - 1].text for item, locals_ in cited.items() for n in locals_]
+                             + [titles.titles.get(i, "") for i in sorted(allowed)] + [said])
+        name = unstated_name(text, written)
+        if name is not None:
+            return f"names {name!r}, which no cited fact states and the person did not say"
     return None
 
 

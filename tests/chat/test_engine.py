@@ -226,3 +226,8 @@ def test_reply_check_rejects_unknown_numbers_markup_and_unlinked_paths(engine: C
     assert reason is not None and f"names {name!r}" in reason
     assert check_reply(f"Like {name}, try it [1].", refs, recs, store, {"i0"}, titles=titles,
                        said=f"I loved {name}") is None
+    # Proper names: only those a cited fact, a pick's title or the person's words state.
+    reason = check_reply(f"Try {pick} [1], starring James Earl Jones.", refs, recs, store, {"i0"}, titles=titles)
+    assert reason == "names 'James Earl Jones', which no cited fact states and the person did not say"
+    assert check_reply(f"Try {pick} [1], starring James Earl Jones.", refs, recs, store, {"i0"}, titles=titles,
+                       said="anything with James Earl Jones") is None
