@@ -166,6 +166,22 @@ def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: C
     return tuple(numbers), None
 
 
+# What :func:`check` can reject a text for, by a phrase of its reason (names first: a quoted name could hold
+# any other phrase), for the tallies in reports.
+REJECTIONS = (("which no cited fact concerns", "names a film no cited fact concerns"),
+              ("which no cited fact states", "names a person or thing no cited fact states"),
+              ("cites no evidence", "cites no evidence"), ("cites [", "cites a number that is not the item's"),
+              ("cites facts not in", "cites a fact not in the store"),
+              ("does not concern", "cites a fact not about the item"),
+              ("does not link", "cites a path not from the history"))
+
+
+def rejection_kind(rejected: str) -> str:
+    """The kind (:data:`REJECTIONS`) of one of :attr:`Explanation.rejected`'s ``"reason: 'text'"`` entries."""
+    reason = re.split(r": ['\"]", rejected, maxsplit=1)[0]
+    return next((kind for marker, kind in REJECTIONS if marker in reason), "other")
+
+
 def template(evidence: Sequence[Evidence], *, top: int = 2) -> Explanation:
     """The fallback: the top evidence's own statements, cited."""
     if not evidence:

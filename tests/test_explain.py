@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from kerec.explain import NO_EVIDENCE, TitleIndex, check, citations, grounded, proper_names, whole_sentences
+from kerec.explain import (NO_EVIDENCE, TitleIndex, check, citations, grounded, proper_names, rejection_kind,
+                           whole_sentences)
 from kerec.kg import MemoryStore
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 from kerec.kg.model import Fact, NodeRef
@@ -133,3 +134,18 @@ def test_generations_are_cut_to_whole_sentences(store: MemoryStore, evidence: li
     assert whole_sentences("Good [1]. Directed by J. Smith") == "Good [1]."
     shown = grounded(lambda attempt: "Gamma follows Alpha [1]. It was also made by", evidence, store, {"i1"}, "i3")
     assert shown.source == "llm" and shown.text == "Gamma follows Alpha [1]."
+
+
+def test_rejections_are_tallied_by_kind(store: MemoryStore, evidence: list[Evidence]) -> None:
+    titles = TitleIndex({"i1": "Alpha (1990)", "i3": "Gamma (1990)", "i5": "Epsilon (1995)"}, min_chars=5)
+    path = next(n for n, e in enumerate(evidence, 1) if e.kind == "path")
+    bad = {"A fine film.": "cites no evidence", "Because [9].": "cites a number that is not the item's",
+           f"Like Epsilon [{path}].": "names a film no cited fact concerns",
+           f"Gamma stars James Earl Jones [{path}].": "names a person or thing no cited fact states"}
+    texts = list(bad)
+    shown = grounded(lambda attempt: texts[attempt], evidence, store, {"i1", "i5"}, "i3", attempts=len(texts),
+                     titles=titles)
+    assert shown.source == "template" and [rejection_kind(r) for r in shown.rejected] == list(bad.values())
+    wrong_item = grounded(lambda attempt: "So [1].", [next(e for e in evidence if e.kind == "path")], store, {"i1"},
+                          "i4", attempts=1)
+    assert [rejection_kind(r) for r in wrong_item.rejected] == ["cites a fact not about the item"]

@@ -88,14 +88,17 @@ def ground_users(rec: Any, users: Sequence[str], k: int, shard: Shard, *, progre
 def _grounding(rec: Any, user: str, recs: Sequence[Any]) -> dict[str, Any]:
     """One user's explanations: their sources, the LLM generations tried and passed, and how many of the
     shown explanations' cited facts the store holds and the grounding check accepts."""
-    from kerec.explain import check
+    from kerec.explain import check, rejection_kind
 
     titles = (rec.titles,) if hasattr(type(rec), "titles") else ()  # the API's own title check, where it has one
     history = set(rec.history(user))
     sources: dict[str, int] = defaultdict(int)
+    rejections: dict[str, int] = defaultdict(int)
     tried = passed = cited = grounded = 0
     for r in recs:
         sources[r.explanation_source] += 1
+        for text in r.rejected:
+            rejections[rejection_kind(text)] += 1
         if r.evidence:
             tried += len(r.rejected) + (r.explanation_source in ("llm", "llm-retry"))
             passed += r.explanation_source in ("llm", "llm-retry")
@@ -104,15 +107,19 @@ def _grounding(rec: Any, user: str, recs: Sequence[Any]) -> dict[str, Any]:
             cited += len(r.cited_facts)
             grounded += sum(f in found for f in r.cited_facts) if reason is None else 0
     return {"sources": dict(sources), "with_evidence": sum(bool(r.evidence) for r in recs), "llm_tried": tried,
-            "llm_passed": passed, "cited_facts": cited, "grounded_facts": grounded, "items": [r.item_id for r in recs]}
+            "llm_passed": passed, "cited_facts": cited, "grounded_facts": grounded, "items": [r.item_id for r in recs],
+            "rejections": dict(rejections), "rejected_examples": [t for r in recs for t in r.rejected][:2]}
 
 
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Grounding rates and stage latency percentiles over the users' records."""
     sources: dict[str, int] = defaultdict(int)
+    rejections: dict[str, int] = defaultdict(int)
     for r in records:
         for name, n in r["sources"].items():
             sources[name] += n
+        for kind, n in r.get("rejections", {}).items():
+            rejections[kind] += n
     with_evidence = sum(r["with_evidence"] for r in records)
     tried, passed = sum(r["llm_tried"] for r in records), sum(r["llm_passed"] for r in records)
     cited, grounded = sum(r["cited_facts"] for r in records), sum(r["grounded_facts"] for r in records)
@@ -123,6 +130,8 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"users": len(records), "explanations": sum(sources.values()), "sources": dict(sources),
             "items_with_evidence": with_evidence,
             "llm_generations": tried, "llm_grounding_rate": passed / tried if tried else None,
+            "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
+            "rejected_examples": [t for r in records for t in r.get("rejected_examples", [])][:5],
             "fallback_rate": sources.get("template", 0) / with_evidence if with_evidence else None,
             "shown_cited_facts": cited, "shown_grounded_share": grounded / cited if cited else None,
             "latency_ms": latency}

@@ -141,6 +141,9 @@ def _explain(e: dict[str, Any]) -> list[str]:
              f"{e['fusion_weight']}), one call each.", "",
              f"- LLM explanations passing the grounding check: {rate(e['llm_grounding_rate'])} of {e['llm_generations']} generations",
              f"- templated fallback rate (items with evidence): {rate(e['fallback_rate'])}; sources {e['sources']}",
+             *([f"- why LLM explanations were rejected: " + "; ".join(f"{kind} {n}" for kind, n in e["rejections"].items())]
+               if e.get("rejections") else []),
+             *[f"  - e.g. {_md_quote(t)}" for t in e.get("rejected_examples", [])[:3]],
              f"- cited facts of the shown explanations found in the store and linking the history: "
              f"{rate(e['shown_grounded_share'])} of {e['shown_cited_facts']}"]
     if e.get("all_users"):
@@ -154,6 +157,12 @@ def _explain(e: dict[str, Any]) -> list[str]:
     lines += _table(["stage", "p50 ms", "p95 ms"], [[s, ms(v["p50"]), ms(v["p95"])]
                                                    for s, v in e["latency_ms"].items() if v])
     return lines
+
+
+def _md_quote(text: str, limit: int = 240) -> str:
+    """One line of ``text`` fit for a markdown list: newlines, pipes and backticks neutralised, shortened."""
+    text = " ".join(text.split()).replace("|", "/").replace("`", "'")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _cold(c: dict[str, Any]) -> list[str]:

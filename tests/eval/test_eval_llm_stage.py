@@ -36,7 +36,8 @@ def test_stage_timer_measures_each_stage_and_restores_the_recommender(tmp_path: 
     assert not {"_user", "_with_evidence", "_llm_rank", "_explain"} & set(vars(rec))  # methods restored
     record = {"ms": {**spent, "total": sum(spent.values())}, "sources": {"template": 3}, "with_evidence": 3,
               "llm_tried": 0, "llm_passed": 0, "cited_facts": 4, "grounded_facts": 4}
-    summary = summarise([record, record])
+    summary = summarise([record, {**record, "rejections": {"cites no evidence": 2, "names a film no cited fact concerns": 3}}])
+    assert summary["rejections"] == {"names a film no cited fact concerns": 3, "cites no evidence": 2}  # most first
     assert summary["fallback_rate"] == 1.0 and summary["llm_grounding_rate"] is None
     assert summary["shown_grounded_share"] == 1.0 and summary["latency_ms"]["total"]["p50"] > 0
 
