@@ -77,8 +77,6 @@ _TITLE_TAIL = re.compile(r"(\s*\([^()]*\))+\s*$|,\s*(The|A|An)\s*(?=\(|$)")
 _WORD = r"[A-Z][\w'’&-]*\.?"
 _NAME_RUN = re.compile(rf"(?<![\w'’]){_WORD}(?:[ \t]+{_WORD})+")
 _SENTENCE_START = re.compile(r"(^|[.!?:;]\s+|\n\s*)$")
-
-
 _SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?][\"'”’)\]]*(?=\s|$)")  # "E.T." and "J." are not ends
 
 
@@ -118,13 +116,14 @@ def proper_names(text: str) -> list[str]:
     return out
 
 
+def written_in(name: str, written: str) -> bool:
+    """Whether ``written`` contains ``name`` on word boundaries."""
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", written) is not None
+
+
 def unstated_name(text: str, written: str) -> str | None:
-    """The first of ``text``'s :func:`proper_names` that ``written`` does not contain (on word
-    boundaries), else None."""
-    for name in proper_names(text):
-        if not re.search(rf"(?<!\w){re.escape(name)}(?!\w)", written):
-            return name
-    return None
+    """The first of ``text``'s :func:`proper_names` that ``written`` does not contain, else None."""
+    return next((name for name in proper_names(text) if not written_in(name, written)), None)
 
 
 def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: Collection[str],
@@ -156,10 +155,12 @@ def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: C
             return (), f"[{n}] does not link the item to the user's history"
     if titles is not None:
         concerned = {node.id for f in found.values() for node in (f.head, f.tail) if node.label == "Item"} | {item}
-        for title, items in titles.mentioned(text).items():
-            if not items & concerned:
-                return (), f"names {title!r}, which no cited fact concerns"
         written = "\n".join([e.text for e in cited] + [titles.titles.get(i, "") for i in sorted(concerned)])
+        for title, items in titles.mentioned(text).items():
+            # A title the cited facts themselves write is theirs ("Die xue shuang xiong (Killer, The)" is not
+            # the film "Killer (1994)").
+            if not items & concerned and not written_in(title, written):
+                return (), f"names {title!r}, which no cited fact concerns"
         name = unstated_name(text, written)
         if name is not None:
             return (), f"names {name!r}, which no cited fact states"
@@ -194,7 +195,8 @@ def template(evidence: Sequence[Evidence], *, top: int = 2) -> Explanation:
 def grounded(generate: Callable[[int], str], evidence: Sequence[Evidence], store: GraphStore,
              history: Collection[str], item: str, *, attempts: int = 2, titles: TitleIndex | None = None) -> Explanation:
     """Ask ``generate(attempt)`` (attempt 0, then retries) until a text, cut to :func:`whole_sentences`,
-    passes :func:`check`; after ``attempts`` failures, the template. Nothing is generated for an item without evidence."""
+    passes :func:`check`; after ``attempts`` failures, the template. Nothing is generated for an item
+    without evidence."""
     if not evidence:
         return template(evidence)
     rejected = []

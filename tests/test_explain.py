@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from kerec.explain import (NO_EVIDENCE, TitleIndex, check, citations, grounded, proper_names, rejection_kind,
+from kerec.explain import (NO_EVIDENCE, TitleIndex, check, citations, grounded, proper_names, rejection_kind, template,
                            whole_sentences)
 from kerec.kg import MemoryStore
 from kerec.kg.evidence import Evidence, EvidenceBuilder
@@ -149,3 +149,18 @@ def test_rejections_are_tallied_by_kind(store: MemoryStore, evidence: list[Evide
     wrong_item = grounded(lambda attempt: "So [1].", [next(e for e in evidence if e.kind == "path")], store, {"i1"},
                           "i4", attempts=1)
     assert [rejection_kind(r) for r in wrong_item.rejected] == ["cites a fact not about the item"]
+
+
+def test_a_title_the_cited_fact_writes_is_not_another_film(store: MemoryStore, evidence: list[Evidence]) -> None:
+    # Found by the all-users check: "Die xue shuang xiong (Killer, The) (1989)" in a fact matched the title
+    # of another film, "Killer (1994)", and failed a templated explanation.
+    titles = TitleIndex({"i1": "Alpha (1990)", "i3": "Gamma (Killer, The) (1990)", "i9": "Killer (1994)"},
+                        min_chars=5)
+    path = next(e for e in evidence if e.kind == "path")
+    written = [replace(path, text="Alpha (1990) and Gamma (Killer, The) (1990) share the genre Drama")]
+    assert check(template(written).text, written, store, {"i1"}, "i3", titles) == ((1,), None)
+    # The film itself, named where no cited fact or concerned title writes it, is still caught.
+    titles = TitleIndex({"i1": "Alpha (1990)", "i3": "Gamma (1990)", "i9": "Killer (1994)"}, min_chars=5)
+    plain = [replace(path, text="Alpha (1990) and Gamma (1990) share the genre Drama")]
+    assert check("Like Killer, Gamma shares Alpha's genre [1].", plain, store, {"i1"}, "i3", titles) == (
+        (), "names 'Killer', which no cited fact concerns")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kerec.chat.catalogue import Catalogue
-from kerec.explain import TitleIndex, check, citations, unstated_name
+from kerec.explain import TitleIndex, check, citations, unstated_name, written_in
 from kerec.kg.evidence import Evidence
 from kerec.kg.store import GraphStore
 
@@ -79,11 +79,11 @@ def check_reply(text: str, refs: Sequence[Reference], recs: Sequence[Recommendat
         allowed = {r.item_id for r in recs} | {node.id for fact in store.facts(fact_ids).values()
                                                for node in (fact.head, fact.tail) if node.label == "Item"}
         allowed |= {i for items in titles.mentioned(said).values() for i in items}
-        for title, items in titles.mentioned(text).items():
-            if not items & allowed:
-                return f"names {title!r}, which is not a pick, not in a cited fact and not named by the person"
         written = "\n".join([evidence[item][n - 1].text for item, locals_ in cited.items() for n in locals_]
                              + [titles.titles.get(i, "") for i in sorted(allowed)] + [said])
+        for title, items in titles.mentioned(text).items():
+            if not items & allowed and not written_in(title, written):
+                return f"names {title!r}, which is not a pick, not in a cited fact and not named by the person"
         name = unstated_name(text, written)
         if name is not None:
             return f"names {name!r}, which no cited fact states and the person did not say"
