@@ -8,7 +8,9 @@ evidence, and every fact behind those numbers exists in the store and links the 
 (a path from a history item) or belongs to the item (its own attribute). With a :class:`TitleIndex` the prose
 is checked too: it may name only films the cited facts concern, and every proper name in it (a run of two or
 more capitalised words, "James Earl Jones") must be written in a cited fact or the item's title, so that an
-explanation cannot attach an invented cast or director to real citations. The paths taken, recorded in
+explanation cannot attach an invented cast or director to real citations; and each cited fact must be used:
+the text holds at least one of its content words (:func:`content_words`), so that "[1] and [2] are
+recommended" does not pass. The paths taken, recorded in
 :attr:`Explanation.source`:
 
 * ``"llm"`` — the first generation was grounded;
@@ -129,8 +131,9 @@ def unstated_name(text: str, written: str) -> str | None:
 def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: Collection[str],
           item: str, titles: TitleIndex | None = None) -> tuple[tuple[int, ...], str | None]:
     """``(cited numbers, None)`` when ``text`` is grounded, else ``((), reason)``. With ``titles``, the
-    text may name only films that the cited facts concern (the item, the history items they link), and only
-    proper names written in the cited facts or the item's title (:func:`proper_names`)."""
+    text may name only films that the cited facts concern (the item, the history items they link), only
+    proper names written in the cited facts or the item's title (:func:`proper_names`), and must use a
+    content word of each fact it cites (:func:`content_words`)."""
     tokens = citations(text)
     if not tokens:
         return (), "cites no evidence"
@@ -164,13 +167,35 @@ def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: C
         name = unstated_name(text, written)
         if name is not None:
             return (), f"names {name!r}, which no cited fact states"
+        said = set(_words(text))
+        for n, e in zip(numbers, cited):
+            if not said & content_words(e.text, titles.titles.get(item, "")):
+                return (), f"cites [{n}] but uses none of its words"
     return tuple(numbers), None
 
 
+# The evidence renderings' own glue (kerec.kg.evidence), which says nothing about a particular fact.
+_GLUE = frozenset("a an and another are as both film for from in is item its linked of on share shares the to with".split())
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def content_words(fact_text: str, item_title: str = "") -> set[str]:
+    """The words of an evidence rendering that say what it states: its words less the renderings' glue and
+    less the recommended item's own title (all of them, where nothing else is left). A text citing the
+    fact must use one ("Scream (1996) — genre: Horror" → {"genre", "horror"}), so that "[1] is a
+    recommended item" does not pass for an explanation."""
+    words = set(_words(fact_text)) - _GLUE
+    return (words - set(_words(item_title))) or words
+
+
 # What :func:`check` can reject a text for, by a phrase of its reason (names first: a quoted name could hold
-# any other phrase), for the tallies in reports.
+# any other phrase; "cites [n] but uses none" before "cites ["), for the tallies in reports.
 REJECTIONS = (("which no cited fact concerns", "names a film no cited fact concerns"),
               ("which no cited fact states", "names a person or thing no cited fact states"),
+              ("uses none of its words", "cites a fact it does not use"),
               ("cites no evidence", "cites no evidence"), ("cites [", "cites a number that is not the item's"),
               ("cites facts not in", "cites a fact not in the store"),
               ("does not concern", "cites a fact not about the item"),

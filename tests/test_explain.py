@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from kerec.explain import (NO_EVIDENCE, TitleIndex, check, citations, grounded, proper_names, rejection_kind, template,
-                           whole_sentences)
+from kerec.explain import (NO_EVIDENCE, TitleIndex, check, citations, content_words, grounded, proper_names,
+                           rejection_kind, template, whole_sentences)
 from kerec.kg import MemoryStore
 from kerec.kg.evidence import Evidence, EvidenceBuilder
 from kerec.kg.model import Fact, NodeRef
@@ -164,3 +164,16 @@ def test_a_title_the_cited_fact_writes_is_not_another_film(store: MemoryStore, e
     plain = [replace(path, text="Alpha (1990) and Gamma (1990) share the genre Drama")]
     assert check("Like Killer, Gamma shares Alpha's genre [1].", plain, store, {"i1"}, "i3", titles) == (
         (), "names 'Killer', which no cited fact concerns")
+
+
+def test_a_cited_fact_must_be_used(store: MemoryStore, evidence: list[Evidence]) -> None:
+    # Texts the tuned adapter wrote for real picks: valid citations, nothing of the facts said.
+    titles = TitleIndex({"i1": "Alpha (1990)", "i3": "Gamma (1990)"}, min_chars=5)
+    path = next(e for e in evidence if e.kind == "path")
+    stated = [replace(path, text="Alpha (1990) and Gamma (1990) share the director Ridley Scott")]
+    assert content_words(stated[0].text, "Gamma (1990)") == {"alpha", "director", "ridley", "scott"}
+    for empty in ("The user recommends [1] to the user.", "Gamma (1990) is a recommended item [1]."):
+        assert check(empty, stated, store, {"i1"}, "i3", titles) == ((), "cites [1] but uses none of its words")
+        assert rejection_kind(f"cites [1] but uses none of its words: {empty!r}") == "cites a fact it does not use"
+    assert check("Gamma has Alpha's director [1].", stated, store, {"i1"}, "i3", titles) == ((1,), None)
+    assert content_words("Gamma (1990)", "Gamma (1990)") == {"gamma", "1990"}  # nothing but the title: kept

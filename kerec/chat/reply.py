@@ -8,17 +8,18 @@ when it cites at least one number, every number is a reference, every cited refe
 :func:`kerec.explain.check` for its own pick (its facts exist in the graph store and link the pick to the
 liked items, or are the pick's own attributes), it names no film that is not a pick, not in a cited fact
 and not named by the person, every proper name in it is written in a cited fact, a pick's title or the
-person's words, and it holds no markup (``<``/``>``). Otherwise the templated reply, whose
+person's words, each cited fact is used (one of its content words is in the reply), and it holds no markup (``<``/``>``). Otherwise the templated reply, whose
 citations are correct by construction.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kerec.chat.catalogue import Catalogue
-from kerec.explain import TitleIndex, check, citations, unstated_name, written_in
+from kerec.explain import TitleIndex, check, citations, content_words, unstated_name, written_in
 from kerec.kg.evidence import Evidence
 from kerec.kg.store import GraphStore
 
@@ -87,6 +88,11 @@ def check_reply(text: str, refs: Sequence[Reference], recs: Sequence[Recommendat
         name = unstated_name(text, written)
         if name is not None:
             return f"names {name!r}, which no cited fact states and the person did not say"
+        words = set(re.findall(r"\w+", text.lower()))
+        for tok in dict.fromkeys(tokens):
+            ref = by_n[int(tok)]
+            if not words & content_words(ref.evidence.text, titles.titles.get(ref.item_id, "")):
+                return f"cites [{ref.n}] but uses none of its words"
     return None
 
 

@@ -217,17 +217,22 @@ def test_reply_check_rejects_unknown_numbers_markup_and_unlinked_paths(engine: C
     # Titles: a pick may be named; a film that is no pick, in no cited fact and unnamed by the person may not.
     titles = films_rec.titles
     pick = films_rec.dataset.item_title(films_rec.dataset.items.index(recs[0].item_id))
-    assert check_reply(f"Try {pick} [1].", refs, recs, store, {"i0"}, titles=titles) is None
+    assert refs[0].evidence.text.startswith("Fargo (1971) and ")  # the liked film: a word of the fact
+    assert check_reply(f"Try {pick}, as you liked Fargo [1].", refs, recs, store, {"i0"}, titles=titles) is None
+    # A reply must use each fact it cites.
+    assert check_reply(f"Try {pick} [1].", refs, recs, store, {"i0"}, titles=titles) == \
+        "cites [1] but uses none of its words"
     shown = {r.item_id for r in recs} | {"i0"}
     other = next(i for i in films_rec.dataset.items if i not in shown
                  and titles.mentioned(films_rec.dataset.item_title(films_rec.dataset.items.index(i))))
     name = next(iter(titles.mentioned(films_rec.dataset.item_title(films_rec.dataset.items.index(other)))))
     reason = check_reply(f"Like {name}, try it [1].", refs, recs, store, {"i0"}, titles=titles)
     assert reason is not None and f"names {name!r}" in reason
-    assert check_reply(f"Like {name}, try it [1].", refs, recs, store, {"i0"}, titles=titles,
+    assert check_reply(f"Like {name} and Fargo, try it [1].", refs, recs, store, {"i0"}, titles=titles,
                        said=f"I loved {name}") is None
     # Proper names: only those a cited fact, a pick's title or the person's words state.
-    reason = check_reply(f"Try {pick} [1], starring James Earl Jones.", refs, recs, store, {"i0"}, titles=titles)
+    reason = check_reply(f"Try {pick} after Fargo [1], starring James Earl Jones.", refs, recs, store, {"i0"},
+                         titles=titles)
     assert reason == "names 'James Earl Jones', which no cited fact states and the person did not say"
-    assert check_reply(f"Try {pick} [1], starring James Earl Jones.", refs, recs, store, {"i0"}, titles=titles,
-                       said="anything with James Earl Jones") is None
+    assert check_reply(f"Try {pick} after Fargo [1], starring James Earl Jones.", refs, recs, store, {"i0"},
+                       titles=titles, said="anything with James Earl Jones") is None
