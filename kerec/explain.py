@@ -158,20 +158,33 @@ def check(text: str, evidence: Sequence[Evidence], store: GraphStore, history: C
             return (), f"[{n}] does not link the item to the user's history"
     if titles is not None:
         concerned = {node.id for f in found.values() for node in (f.head, f.tail) if node.label == "Item"} | {item}
-        written = "\n".join([e.text for e in cited] + [titles.titles.get(i, "") for i in sorted(concerned)])
-        for title, items in titles.mentioned(text).items():
-            # A title the cited facts themselves write is theirs ("Die xue shuang xiong (Killer, The)" is not
-            # the film "Killer (1994)").
-            if not items & concerned and not written_in(title, written):
-                return (), f"names {title!r}, which no cited fact concerns"
-        name = unstated_name(text, written)
-        if name is not None:
-            return (), f"names {name!r}, which no cited fact states"
-        said = set(_words(text))
-        for n, e in zip(numbers, cited):
-            if not said & content_words(e.text, titles.titles.get(item, "")):
-                return (), f"cites [{n}] but uses none of its words"
+        reason = prose_reason(text, titles, concerned, list(zip(numbers, cited)))
+        if reason is not None:
+            return (), reason
     return tuple(numbers), None
+
+
+def prose_reason(text: str, titles: TitleIndex, allowed: Collection[str], cited: Sequence[tuple[int, Evidence]],
+                 *, said: str | None = None) -> str | None:
+    """Why the prose of ``text``, citing ``cited`` (number, evidence), is not grounded, else None. It may
+    name films of ``allowed`` (item ids) or written in the cited evidence ("Die xue shuang xiong (Killer,
+    The)" there is not the film "Killer (1994)"), proper names written in the cited evidence or the
+    allowed films' titles, and must use a content word of each cited evidence. ``said``: in a
+    conversation, the person's words, which may name films and names too (reasons then say so)."""
+    allowed = set(allowed) | {i for items in titles.mentioned(said or "").values() for i in items}
+    written = "\n".join([e.text for _, e in cited] + [titles.titles.get(i, "") for i in sorted(allowed)] + [said or ""])
+    nor = "" if said is None else " and the person did not say"
+    for title, items in titles.mentioned(text).items():
+        if not items & allowed and not written_in(title, written):
+            return f"names {title!r}, which no cited fact concerns{nor}"
+    name = unstated_name(text, written)
+    if name is not None:
+        return f"names {name!r}, which no cited fact states{nor}"
+    used = set(_words(text))
+    for n, e in cited:
+        if not used & content_words(e.text, titles.titles.get(e.candidate, "")):
+            return f"cites [{n}] but uses none of its words"
+    return None
 
 
 # The evidence renderings' own glue (kerec.kg.evidence), which says nothing about a particular fact.

@@ -13,13 +13,12 @@ citations are correct by construction.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kerec.chat.catalogue import Catalogue
-from kerec.explain import TitleIndex, check, citations, content_words, unstated_name, written_in
+from kerec.explain import TitleIndex, check, citations, prose_reason
 from kerec.kg.evidence import Evidence
 from kerec.kg.store import GraphStore
 
@@ -79,20 +78,8 @@ def check_reply(text: str, refs: Sequence[Reference], recs: Sequence[Recommendat
         fact_ids = [f for item, locals_ in cited.items() for n in locals_ for f in evidence[item][n - 1].fact_ids]
         allowed = {r.item_id for r in recs} | {node.id for fact in store.facts(fact_ids).values()
                                                for node in (fact.head, fact.tail) if node.label == "Item"}
-        allowed |= {i for items in titles.mentioned(said).values() for i in items}
-        written = "\n".join([evidence[item][n - 1].text for item, locals_ in cited.items() for n in locals_]
-                             + [titles.titles.get(i, "") for i in sorted(allowed)] + [said])
-        for title, items in titles.mentioned(text).items():
-            if not items & allowed and not written_in(title, written):
-                return f"names {title!r}, which is not a pick, not in a cited fact and not named by the person"
-        name = unstated_name(text, written)
-        if name is not None:
-            return f"names {name!r}, which no cited fact states and the person did not say"
-        words = set(re.findall(r"\w+", text.lower()))
-        for tok in dict.fromkeys(tokens):
-            ref = by_n[int(tok)]
-            if not words & content_words(ref.evidence.text, titles.titles.get(ref.item_id, "")):
-                return f"cites [{ref.n}] but uses none of its words"
+        return prose_reason(text, titles, allowed, [(n, by_n[n].evidence) for n in dict.fromkeys(map(int, tokens))],
+                            said=said)
     return None
 
 

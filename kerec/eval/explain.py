@@ -9,7 +9,7 @@ is measured inside the real call by wrapping the :class:`~kerec.api.Recommender`
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -93,12 +93,10 @@ def _grounding(rec: Any, user: str, recs: Sequence[Any]) -> dict[str, Any]:
     titles = (rec.titles,) if hasattr(type(rec), "titles") else ()  # the API's own title check, where it has one
     history = set(rec.history(user))
     sources: dict[str, int] = defaultdict(int)
-    rejections: dict[str, int] = defaultdict(int)
+    rejections = Counter(rejection_kind(text) for r in recs for text in r.rejected)
     tried = passed = cited = grounded = 0
     for r in recs:
         sources[r.explanation_source] += 1
-        for text in r.rejected:
-            rejections[rejection_kind(text)] += 1
         if r.evidence:
             tried += len(r.rejected) + (r.explanation_source in ("llm", "llm-retry"))
             passed += r.explanation_source in ("llm", "llm-retry")
@@ -114,12 +112,11 @@ def _grounding(rec: Any, user: str, recs: Sequence[Any]) -> dict[str, Any]:
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Grounding rates and stage latency percentiles over the users' records."""
     sources: dict[str, int] = defaultdict(int)
-    rejections: dict[str, int] = defaultdict(int)
+    rejections: Counter[str] = Counter()
     for r in records:
         for name, n in r["sources"].items():
             sources[name] += n
-        for kind, n in r.get("rejections", {}).items():
-            rejections[kind] += n
+        rejections.update(r.get("rejections", {}))
     with_evidence = sum(r["with_evidence"] for r in records)
     tried, passed = sum(r["llm_tried"] for r in records), sum(r["llm_passed"] for r in records)
     cited, grounded = sum(r["cited_facts"] for r in records), sum(r["grounded_facts"] for r in records)
@@ -130,7 +127,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"users": len(records), "explanations": sum(sources.values()), "sources": dict(sources),
             "items_with_evidence": with_evidence,
             "llm_generations": tried, "llm_grounding_rate": passed / tried if tried else None,
-            "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
+            "rejections": dict(rejections.most_common()),
             "rejected_examples": [t for r in records for t in r.get("rejected_examples", [])][:5],
             "fallback_rate": sources.get("template", 0) / with_evidence if with_evidence else None,
             "shown_cited_facts": cited, "shown_grounded_share": grounded / cited if cited else None,
