@@ -232,21 +232,20 @@ class _Run:
                "llm": asdict(self.config.llm), "fusion_weight": weight, "users": ext}
         records = explain_users(rec, ext, section.k, self.shard(f"explain-seed{seed}", key), progress=self.progress)
         self.explained = records
-        everyone = self._ground_all(cand.retriever, seed, section.k) if section.all_users else None
+        everyone = self._ground_all(rec, cand.retriever, seed, section.k) if section.all_users else None
         return {"seed": seed, "k": section.k, "fusion_weight": weight, **summarise(records), "all_users": everyone,
                 "per_user": [{"user": r["users"][0], "ms": r["ms"], "sources": r["sources"]} for r in records]}
 
-    def _ground_all(self, retriever: str, seed: int, k: int) -> dict[str, Any]:
-        """Every held-out test user's top ``k`` from the GNN with templated explanations, re-checked."""
+    def _ground_all(self, ranked: Any, retriever: str, seed: int, k: int) -> dict[str, Any]:
+        """Every held-out test user's top ``k`` from the GNN with templated explanations, re-checked;
+        ``ranked``: the explain protocol's Recommender, whose retriever, graph store and data are reused."""
         from kerec.api import Recommender, Settings
         from kerec.eval import candidates as cp
         from kerec.eval.explain import ground_users
         from kerec.eval.systems import train_key
 
-        trained = self.systems.get(retriever, seed)
-        data = None if self.config.dataset.path == "default" else self.config.dataset.path
-        rec = Recommender.load(trained.checkpoint, data=data, llm=None,
-                               settings=Settings(history="train", explanations="template"))
+        rec = Recommender(ranked.prepared, ranked.model, ranked.graph, ranked.store, None,
+                          Settings(history="train", explanations="template"))
         users = [rec.prepared.dataset.users.external(u) for u in cp.sample_users(rec.prepared, "test", 0, seed)]
         key = {"train": train_key(self.config, retriever, seed), "k": k, "explanations": "template"}
         return ground_users(rec, users, k, self.shard(f"ground-all-seed{seed}", key), progress=self.progress)
