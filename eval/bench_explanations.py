@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--llm", nargs="+", default=["default"], help="LLM specs that write the explanations")
     p.add_argument("--users", nargs="+", default=["19", "24", "48", "53"])
     p.add_argument("-k", type=int, default=5)
+    p.add_argument("--tokens", type=int, default=None, help="explanation_tokens (default: Settings' default)")
+    p.add_argument("--attempts", type=int, default=None, help="explanation_attempts (default: Settings' default)")
     p.add_argument("--out", default=str(ROOT / "eval" / "results" / "explanations"))
     return p.parse_args(argv)
 
@@ -36,8 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
+    chosen = {"explanation_tokens": args.tokens, "explanation_attempts": args.attempts}
+    settings = Settings(history="train", **{k: v for k, v in chosen.items() if v is not None})
     for spec in args.llm:
-        rec = Recommender.load(args.checkpoint, llm=spec, settings=Settings(history="train"))
+        rec = Recommender.load(args.checkpoint, llm=spec, settings=settings)
         sources: Counter[str] = Counter()
         rejections: Counter[str] = Counter()
         passed, seconds = [], []
@@ -50,13 +56,15 @@ def main(argv: list[str] | None = None) -> None:
                 rejections.update(rejection_kind(t) for t in r.rejected)
                 if r.explanation_source in ("llm", "llm-retry"):
                     passed.append({"user": user, "title": r.title, "text": r.explanation})
-        results.append({"llm": spec, "users": args.users, "k": args.k, "sources": dict(sources),
+        results.append({"llm": spec, "users": args.users, "k": args.k, "tokens": settings.explanation_tokens,
+                        "attempts": settings.explanation_attempts, "sources": dict(sources),
                         "rejections": dict(rejections.most_common()), "passed": passed,
                         "seconds_p50": sorted(seconds)[len(seconds) // 2]})
         print(json.dumps(results[-1], indent=1))
     (out / "results.json").write_text(json.dumps({"checkpoint": args.checkpoint, "results": results}, indent=1))
     lines = ["# LLM-written explanations against the grounding check", "",
-             f"`python eval/bench_explanations.py --checkpoint {args.checkpoint} --llm {' '.join(args.llm)}`", "",
+             f"`python eval/bench_explanations.py {' '.join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))}` "
+             f"(explanation_tokens {settings.explanation_tokens}, explanation_attempts {settings.explanation_attempts})", "",
              "| LLM | items | passed (llm / llm-retry) | templated | rejections | p50 s per recommend |", "|---|---|---|---|---|---|"]
     for r in results:
         n = sum(r["sources"].values())
