@@ -50,7 +50,8 @@ def prompts(n: int) -> list[list[dict[str, str]]]:
                                                              for j in range(1, 6)])) for i in range(n)]
 
 
-def timed(llm: Any, chats: list[Any], tokens: int, repeats: int) -> float:
+def timed(llm: Any, chats: list[Any], tokens: int, repeats: int) -> tuple[float, int]:
+    """Median seconds of a greedy generation of exactly ``tokens`` tokens, and the longest prompt's tokens."""
     import torch
 
     texts = [llm.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
@@ -64,7 +65,7 @@ def timed(llm: Any, chats: list[Any], tokens: int, repeats: int) -> float:
             start = time.perf_counter()
             llm.model.generate(**enc, **options)
             runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+    return statistics.median(runs), int(enc["attention_mask"].sum(-1).max())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,12 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.specs:
         llm = load_llm(spec)
         for bs in args.batch_sizes:
-            full = timed(llm, chats[:bs], args.tokens, args.repeats)
-            prefill = timed(llm, chats[:bs], 1, args.repeats)
-            texts = [llm.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats[:bs]]
-            lengths = [len(llm.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+            full, longest = timed(llm, chats[:bs], args.tokens, args.repeats)
+            prefill, _ = timed(llm, chats[:bs], 1, args.repeats)
             rows.append({"llm": spec, "batch": bs, "tokens": args.tokens, "seconds": full, "prefill_s": prefill,
-                         "step_ms": 1000 * (full - prefill) / (args.tokens - 1), "prompt_tokens_max": max(lengths)})
+                         "step_ms": 1000 * (full - prefill) / (args.tokens - 1), "prompt_tokens_max": longest})
             print(json.dumps(rows[-1]), flush=True)
     given = sys.argv[1:] if argv is None else argv
     meta = {"command": " ".join(["python eval/bench_decode.py", *map(shlex.quote, given)]), "threads": args.threads,
