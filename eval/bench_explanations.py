@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     results = []
     chosen = {"explanation_tokens": args.tokens, "explanation_attempts": args.attempts}
-    settings = Settings(history="train", **{k: v for k, v in chosen.items() if v is not None})
+    settings = Settings(history="train", explanations="llm", **{k: v for k, v in chosen.items() if v is not None})
     for spec in args.llm:
         rec = Recommender.load(args.checkpoint, llm=spec, settings=settings)
         sources: Counter[str] = Counter()

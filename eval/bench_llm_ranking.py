@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    rec = Recommender.load(args.checkpoint, llm=args.llm, settings=Settings(history="train"))
+    rec = Recommender.load(args.checkpoint, llm=args.llm, settings=Settings(history="train", explanations="llm"))
     results: dict[str, Any] = {"checkpoint": args.checkpoint, "llm": rec.llm.name, "settings": asdict(rec.settings),
                                "command": "python eval/bench_llm_ranking.py " + " ".join(sys.argv[1:] if argv is None else argv),
                                "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),

@@ -100,6 +100,8 @@ def test_bad_requests_are_specific(rec: Recommender) -> None:
         rec.recommend("u0", candidates=seen)
     with pytest.raises(KerecError, match="candidates must be between 1 and 20"):
         Settings(candidates=21)
+    with pytest.raises(KerecError, match="explanations must be 'auto', 'llm' or 'template', got 'gpt'"):
+        Settings(explanations="gpt")
 
 
 def test_store_of_another_dataset_and_missing_default_checkpoint(trained: tuple[Path, Path], tmp_path: Path,

@@ -26,7 +26,8 @@ def rec(trained: tuple[Path, Path]) -> Iterator[Recommender]:  # noqa: F811
     torch.set_num_threads(1)  # tiny forward passes: one thread beats contending OpenMP threads on 2 cores
     data, ckpt = trained
     yield Recommender.load(ckpt, data=str(data), llm=TransformersLLM(batch_size=8, progress=False),
-                           settings=Settings(candidates=8, fusion_weight=0.5, explanation_tokens=40))
+                           settings=Settings(candidates=8, fusion_weight=0.5, explanation_tokens=40,
+                                                            explanations="llm"))
     torch.set_num_threads(threads)
 
 
@@ -55,3 +56,16 @@ def test_llm_explanations_are_checked_and_the_path_recorded(rec: Recommender) ->
             assert set(rec.store.facts(list(r.cited_facts))) == set(r.cited_facts)
         if r.explanation_source != "llm":
             assert r.rejected or r.explanation_source == "none"
+
+
+def test_auto_explanations_are_templated_when_the_llm_runs_on_this_cpu(rec: Recommender) -> None:
+    from dataclasses import replace
+
+    assert rec.llm is not None and rec.llm.on_cpu and rec.writes_explanations
+    rec.settings = replace(rec.settings, explanations="auto")
+    try:
+        assert not rec.writes_explanations
+        recs = rec.recommend("u1", k=3)
+        assert {r.explanation_source for r in recs} <= {"template", "none"} and not any(r.rejected for r in recs)
+    finally:
+        rec.settings = replace(rec.settings, explanations="llm")

@@ -194,8 +194,9 @@ class _Run:
             assert section is not None
             trained = self.systems.get(section.retriever, seed)
             data = None if self.config.dataset.path == "default" else self.config.dataset.path
+            # explanations="llm": the explain protocol measures the LLM's texts, which "auto" skips on a CPU
             self._recs[seed] = Recommender.load(trained.checkpoint, data=data, llm=self.llm(),
-                                                settings=Settings(history="train"))
+                                                settings=Settings(history="train", explanations="llm"))
         return self._recs[seed]
 
     def _scorer(self, system: str, seed: int) -> Any:

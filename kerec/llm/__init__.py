@@ -5,7 +5,8 @@ of the GNN or the graph store.
 """
 from __future__ import annotations
 
-from kerec.llm.base import LETTERS, LLM, LLMError, Messages, letter_token_ids, renormalised_letter_logprobs
+from kerec.llm.base import (LETTERS, LLM, LLMError, Messages, generates_on_cpu, letter_token_ids,
+                            renormalised_letter_logprobs)
 from kerec.llm.default_model import DEFAULT_MODEL, default_gguf, default_model_dir, models_dir
 from kerec.llm.openai_backend import OpenAICompatibleLLM
 from kerec.llm.registry import SPECS, load_llm
@@ -14,6 +15,6 @@ from kerec.llm.vllm_backend import VLLMLLM
 
 __all__ = [
     "DEFAULT_MODEL", "LETTERS", "LLM", "LLMError", "Messages", "OpenAICompatibleLLM", "SPECS", "TransformersLLM",
-    "VLLMLLM", "default_gguf", "default_model_dir", "letter_token_ids", "load_llm", "models_dir",
+    "VLLMLLM", "default_gguf", "default_model_dir", "generates_on_cpu", "letter_token_ids", "load_llm", "models_dir",
     "renormalised_letter_logprobs",
 ]

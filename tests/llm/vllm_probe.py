@@ -24,7 +24,7 @@ def main(out: str, adapter: str, embeds: str) -> None:
     # requests without the adapter.
     engine = VLLMLLM("default", adapter=adapter, dtype="float32", max_model_len=2048, seed=0,
                      gpu_memory_utilization=0.2, enable_prompt_embeds=True)
-    result = {"lora_letter_logprobs": engine.letter_logprobs(PROMPTS, 4).tolist()}
+    result = {"lora_letter_logprobs": engine.letter_logprobs(PROMPTS, 4).tolist(), "on_cpu": engine.on_cpu}
     import torch
 
     rows = engine.letter_logprobs_embedded(torch.load(embeds), [4] * len(PROMPTS))
