@@ -134,7 +134,9 @@ def write(out: Path, args: argparse.Namespace, results: dict[str, Any], agree: d
                "torch": torch.__version__, "load_average_at_end": os.getloadavg()}
     (out / "results.json").write_text(json.dumps({"results": results, "agreement": agree, "machine": machine},
                                                  indent=2), encoding="utf-8")
-    command = "python eval/bench_llm_latency.py " + " ".join(sys.argv[1:])
+    from kerec.eval.command import command_line
+
+    command = command_line("python eval/bench_llm_latency.py", argv)
     lines = ["# Latency of `recommend(user, 10)` by configuration and stage", "",
              f"Command: `{command}`  ", f"Machine: {machine['cpus']} cores, {args.threads} torch threads, "
              f"torch {machine['torch']}; load average at the end {', '.join(f'{x:.1f}' for x in machine['load_average_at_end'])}.", "",

@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     rec = Recommender.load(args.checkpoint, llm=args.llm, settings=Settings(history="train", explanations="llm"))
+    from kerec.eval.command import command_line
+
     results: dict[str, Any] = {"checkpoint": args.checkpoint, "llm": rec.llm.name, "settings": asdict(rec.settings),
-                               "command": "python eval/bench_llm_ranking.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                               "command": command_line("python eval/bench_llm_ranking.py", argv),
                                "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
                                            "torch": torch.__version__}}
 

@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
-    result = {"command": "python eval/bench_tuned_serving.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    from kerec.eval.command import command_line
+
+    result = {"command": command_line("python eval/bench_tuned_serving.py", argv),
               "run": args.run, "users": len(tasks), "seed": args.seed, "threads": args.threads,
               "load_seconds": {"vllm": load_vllm, "transformers": load_tf}, "rows": rows,
               "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "loadavg_end": load}}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
 from kerec.data import KerecError
@@ -13,7 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kerec.eval", description=__doc__)
     configure(parser)
     args = parser.parse_args(argv)
-    args.command_line = "python -m kerec.eval " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    from kerec.eval.command import command_line
+
+    args.command_line = command_line("python -m kerec.eval", argv)
     try:
         return run(args)
     except KerecError as exc:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 
 QUICK = "eval/configs/quick.yaml"
@@ -39,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from kerec.eval.harness import evaluate
 
-    command = getattr(args, "command_line", None) or "kerec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    from kerec.eval.command import command_line
+
+    command = getattr(args, "command_line", None) or command_line("kerec")
     report = evaluate(config, out=args.out, work=args.work, fresh=args.fresh, progress=not args.no_progress,
                       command=command)
     print("\n".join(report.headline))

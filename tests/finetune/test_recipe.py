@@ -10,7 +10,7 @@ from kerec.finetune.recipe import Recipe, load_recipe
 RECIPES = Path(__file__).resolve().parents[2] / "finetune"
 
 
-@pytest.mark.parametrize("name", ["cpu-tiny.yaml", "gpu-qlora.yaml"])
+@pytest.mark.parametrize("name", ["cpu-tiny.yaml", "cpu-tiny-hard.yaml", "gpu-qlora.yaml"])
 def test_shipped_recipes_load(name: str) -> None:
     recipe = load_recipe(RECIPES / name)
     assert recipe.soft_tokens > 0
