@@ -114,3 +114,28 @@ def test_scoring_with_facts_as_text_shows_real_evidence_and_names_the_candidates
     assert text.count(SOFT_TOKEN) == 2 + 6
     with pytest.raises(FinetuneError, match="facts per candidate must be >= 0"):
         builder.ranking_parts(user, history, items, facts=-1)
+
+
+def test_hard_negatives_come_from_the_gnn_top_pool_of_unseen_items(synth, synth_store) -> None:
+    import torch
+
+    from kerec.gnn.models import build_model
+    from kerec.retriever import RetrieverSpec, build_graph
+
+    spec = RetrieverSpec(model="kerec", embedding_dim=8, num_layers=1, kg_layers=1, use_text=False)
+    graph = build_graph(synth, spec, None)
+    torch.manual_seed(0)
+    model = build_model("kerec", graph, embedding_dim=8, num_layers=1, kg_layers=1, use_text=False)
+    config = DataConfig(ranking_samples=12, explanation_samples=0, candidates=10, hard_negatives=4, hard_pool=6, seed=3)
+    builder = InstructionBuilder(synth, synth_store, config, model=model, graph=graph)
+    scores = builder._scores.scores(torch.arange(synth.dataset.num_users)).numpy()
+    seen = {u: set(items) for u, items in train_histories(synth).items()}
+    pool = np.flatnonzero(synth.allowed_items)
+    for s in (s for s in builder.build(progress=False) if s.kind == "ranking"):
+        ranked = pool[np.argsort(-scores[s.user][pool], kind="stable")]
+        top = [int(i) for i in ranked if int(i) not in seen[s.user]][:6]
+        negatives = [i for i in s.items if i != s.target]
+        assert len(set(negatives) & set(top)) >= 4  # 4 drawn from the top 6; uniform ones may land there too
+        assert not set(negatives) & seen[s.user]
+    with pytest.raises(FinetuneError, match="hard_negatives needs a trained retriever"):
+        InstructionBuilder(synth, synth_store, config)
