@@ -4,7 +4,8 @@
 
 Configurations: no LLM (GNN ranking, templated explanations); the 135M LLM in float32, in int8
 (``default+int8``) and in bfloat16 (``default+bf16``), each with templated explanations (the LLM ranks) and with LLM-written explanations
-(the LLM ranks and writes; citations checked, templated on failure). Stages: ``plan`` (GNN scores of the
+(the LLM ranks and writes; citations checked, templated on failure), and ``default/auto`` (the default
+``Settings``: templated here, where the LLM generates on this CPU). Stages: ``plan`` (GNN scores of the
 catalogue, top-20, KG evidence from the graph store scored by the GNN), ``rank`` (the LLM's letter
 probabilities), ``explain``. Each configuration warms up on one user first; users are the first
 ``--users`` of the test split, in order. Agreement: top letter and Spearman correlation of the letter
@@ -27,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ("none", "default", "default+int8", "default+bf16")
 CONFIGS = (("none", "template"), ("default", "template"), ("default+int8", "template"), ("default+bf16", "template"),
-           ("default", "llm"), ("default+int8", "llm"), ("default+bf16", "llm"))
+           ("default", "llm"), ("default+int8", "llm"), ("default+bf16", "llm"), ("default", "auto"))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,10 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", default="default", help="retriever.pt (default: $KEREC_HOME/retriever)")
     p.add_argument("--users", type=int, default=30, help="users timed per configuration with templated explanations")
-    p.add_argument("--explain-users", type=int, default=5, help="users timed with LLM-written explanations")
+    p.add_argument("--explain-users", type=int, default=5, help="users timed with LLM-written explanations "
+                   "('llm', and 'auto' where it resolves to 'llm': an LLM off this CPU)")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--configs", nargs="+", default=[f"{spec}/{exp}" for spec, exp in CONFIGS],
-                   help="configurations to time, as LLM/explanations")
+                   help="configurations to time, as LLM/explanations (template, llm, or auto: Settings' default)")
     p.add_argument("--out", default=str(ROOT / "eval" / "results" / "llm_latency"))
     return p.parse_args(argv)
 
@@ -92,7 +94,7 @@ def agreement(fp32: Any, other: Any, prompts: list[Any]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    valid = {f"{spec}/{exp}" for spec in SPECS for exp in ("template", "llm")}
+    valid = {f"{spec}/{exp}" for spec in SPECS for exp in ("template", "llm", "auto")}
     unknown = sorted(set(args.configs) - valid)
     if unknown:
         raise SystemExit(f"unknown configuration(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         rec = Recommender.load(args.checkpoint, llm=None)
         rec.llm = None if spec == "none" else llms[spec]
         rec.settings = replace(rec.settings, explanations=explanations)
-        chosen = users if explanations == "template" else users[: args.explain_users]
+        chosen = users[: args.explain_users] if rec.writes_explanations else users
         key = f"{spec} / {explanations} explanations"
         print(f"{key}: {len(chosen)} users", file=sys.stderr, flush=True)
         results[key] = measure(rec, chosen)
