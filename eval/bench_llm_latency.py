@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     if "default" in llms and len(llms) > 1:
         prompts = base.ranking_prompts(users)
         agree = {spec: agreement(llms["default"], llm, prompts) for spec, llm in llms.items() if spec != "default"}
+    from kerec.eval.command import command_line
+
+    command = command_line("python eval/bench_llm_latency.py", argv)
     results: dict[str, Any] = {}
     for spec, explanations in (c.split("/") for c in args.configs):
         rec = Recommender.load(args.checkpoint, llm=None)
@@ -124,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         results[key] = measure(rec, chosen)
         for llm in llms.values():  # undo the timing wrappers
             llm.__dict__.pop("letter_logprobs", None)
-        write(Path(args.out), args, results, agree)  # after each configuration: a long run keeps what it measured
+        write(Path(args.out), command, args, results, agree)  # after each configuration: a long run keeps its results
     return 0
 
 
-def write(out: Path, args: argparse.Namespace, results: dict[str, Any], agree: dict[str, Any]) -> None:
+def write(out: Path, command: str, args: argparse.Namespace, results: dict[str, Any], agree: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -136,9 +139,6 @@ def write(out: Path, args: argparse.Namespace, results: dict[str, Any], agree: d
                "torch": torch.__version__, "load_average_at_end": os.getloadavg()}
     (out / "results.json").write_text(json.dumps({"results": results, "agreement": agree, "machine": machine},
                                                  indent=2), encoding="utf-8")
-    from kerec.eval.command import command_line
-
-    command = command_line("python eval/bench_llm_latency.py", argv)
     lines = ["# Latency of `recommend(user, 10)` by configuration and stage", "",
              f"Command: `{command}`  ", f"Machine: {machine['cpus']} cores, {args.threads} torch threads, "
              f"torch {machine['torch']}; load average at the end {', '.join(f'{x:.1f}' for x in machine['load_average_at_end'])}.", "",

@@ -141,13 +141,13 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | Path = "default", *, data: str | None = None, store: str | GraphStore | None = None,
-             llm: str | LLM | None = "default", settings: Settings | None = None,
+             llm: str | LLM | None = "auto", settings: Settings | None = None,
              tuned: str | Path | None = None, tuned_engine: str = "transformers") -> Recommender:
         """``path``: a retriever checkpoint (``kerec train retriever --out``) or "default"
         (:func:`default_checkpoint`). ``data``: the dataset it was trained on (default: the embedded one);
         ``store``: None (an in-process store loaded here), a Bolt URI holding the same dataset, or a store;
-        ``llm``: a spec for :func:`kerec.llm.load_llm` ("default" = SmolLM2-135M-Instruct on CPU), an LLM,
-        or None (GNN ranking and templated explanations only).
+        ``llm``: a spec for :func:`kerec.llm.load_llm` ("auto": SmolLM2-135M-Instruct on CPU, in bfloat16
+        where the CPU computes it natively, else float32; "default": float32), an LLM, or None (GNN ranking and templated explanations only).
 
         ``tuned``: a ``kerec finetune`` run or step folder. Its tuned LLM ranks the candidates with the
         graph soft prompt (:class:`kerec.finetune.scoring.TunedRanker`; the history it shows is the training

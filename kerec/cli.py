@@ -439,8 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retriever.pt (default: the one `kerec train retriever` wrote under $KEREC_HOME/retriever)")
     p.add_argument("--data", default=None, help="dataset the retriever was trained on (default: the embedded ml-100k)")
     p.add_argument("--store", default=None, help="graph store URI holding that dataset (default: an in-process store)")
-    p.add_argument("--llm", default="default",
-                   help="LLM spec: 'default' (SmolLM2-135M-Instruct, transformers on CPU), 'default+bf16' (the same "
+    p.add_argument("--llm", default="auto",
+                   help="LLM spec: 'auto' (default+bf16 on a CPU with native bf16, else default), "
+                        "'default' (SmolLM2-135M-Instruct, transformers on CPU, float32), 'default+bf16' (the same "
                         "in bfloat16: ~2x faster on CPUs with AVX512-BF16, same ranking), 'default+int8' (int8 weights: "
                         "~2.7x faster, ranking moved a little), 'transformers:<id or path>', 'vllm:<id>', "
                         "'openai:<url>#<model>', or 'none' (GNN ranking, templated explanations)")

@@ -28,6 +28,7 @@ from kerec.finetune.recipe import Recipe, TrainSection
 from kerec.gnn.checkpoint import Checkpoint
 from kerec.gnn.graph import TrainingGraph
 from kerec.gnn.sampling import NegativeSampler
+from kerec.llm.registry import cpu_has_bf16
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,6 @@ class FinetuneResult:
 
 
 StepCallback = Callable[[StepLog], None]
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 / AMX, as oneDNN reports)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def effective_precision(requested: str) -> str:

@@ -30,8 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None,
                         help="graph store URI holding that dataset (default: an in-process store; Bolt credentials "
                              "from $KEREC_NEO4J_USER / $KEREC_NEO4J_PASSWORD)")
-    parser.add_argument("--llm", default="default",
-                        help="LLM spec as for `kerec recommend` ('default', 'transformers:<id>', 'vllm:<id>', "
+    parser.add_argument("--llm", default="auto",
+                        help="LLM spec as for `kerec recommend` ('auto', 'default', 'transformers:<id>', 'vllm:<id>', "
                              "'openai:<url>#<model>'), or 'none' for GNN ranking with templated explanations")
     parser.add_argument("--workers", type=int, default=2,
                         help="requests computed at once, in threads of one process (default 2). One process keeps "

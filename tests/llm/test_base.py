@@ -88,3 +88,19 @@ def test_only_a_backend_that_says_so_generates_on_the_cpu() -> None:
 
     assert generates_on_cpu(Local()) and not generates_on_cpu(Gpu())
     assert not generates_on_cpu(object())  # a server behind the OpenAI API: where it runs is not known here
+
+
+def test_auto_spec_is_bf16_only_where_the_cpu_computes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kerec.llm import registry
+
+    monkeypatch.setattr(registry, "cpu_has_bf16", lambda: True)  # the CPU flag itself is this machine's fact
+    assert registry.auto_spec() == "default+bf16"
+    monkeypatch.setattr(registry, "cpu_has_bf16", lambda: False)
+    assert registry.auto_spec() == "default"
+    seen = {}
+    monkeypatch.setattr("kerec.llm.transformers_backend.TransformersLLM",
+                        lambda model, **options: seen.update(model=model, **options) or "loaded")
+    assert load_llm("auto", batch_size=2) == "loaded" and seen == {"model": "default", "batch_size": 2}
+    monkeypatch.setattr(registry, "cpu_has_bf16", lambda: True)
+    load_llm("auto")
+    assert seen["dtype"] == "bfloat16"
