@@ -53,7 +53,7 @@ def test_a_single_chat_where_a_batch_is_expected_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(("spec", "error"), [
-    ("llama:foo", "unknown LLM spec 'llama:foo'; expected one of: default[@adapter], default+int8, default+bf16, "
+    ("llama:foo", "unknown LLM spec 'llama:foo'; expected one of: auto, default[@adapter], default+int8, default+bf16, "
                   "transformers:<model id or folder>[@adapter][+int8|+nf4|+bf16], vllm:<model id or folder>[@adapter], "
                   "openai:<url>#<model>"),
     ("transformers:", "unknown LLM spec"),
