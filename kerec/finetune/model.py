@@ -4,6 +4,12 @@
 trainable parameters and accelerate/DDP wrap it unchanged. Its ``forward`` returns the three losses;
 the trainer weighs them: ``L = L_LLM + λ_R·L_R + λ_K·L_K``. ``L_LLM`` reaches the GNN through the soft
 prompt (the projector reads the GNN's differentiable user, item and fact vectors).
+
+With ``residual`` β > 0, a ranking row's answer letter is trained on ``ℓ + β·z`` — ``ℓ`` the letter logits
+at the answer position restricted to the row's candidates, ``z`` their GNN scores ``u · c`` standardised over
+the row (:func:`~kerec.finetune.soft_prompt.standardised_scores`) — instead of the full-vocabulary logits:
+the LLM is trained for the fused ranking (GNN + LLM) and learns what the GNN misses rather than copying it.
+The answer's other tokens (the end-of-turn marker) keep their full-vocabulary cross-entropy.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ from torch import Tensor, nn
 from kerec.finetune.batches import Batch
 from kerec.finetune.errors import FinetuneError
 from kerec.finetune.graph_features import graph_inputs
-from kerec.finetune.soft_prompt import PLACEMENTS, GraphSoftPrompt, fill_slots, splice
+from kerec.finetune.soft_prompt import PLACEMENTS, GraphSoftPrompt, fill_slots, splice, standardised_scores
 from kerec.gnn.graph import TrainingGraph
 from kerec.gnn.models import Embeddings, KnowledgeRetriever
 from kerec.gnn.train import bpr_loss
@@ -29,14 +35,19 @@ class JointModel(nn.Module):
     """``llm``: a causal LM (transformers or peft-wrapped) exposing ``get_input_embeddings()``;
     ``gnn``: kerec's retriever; ``projector``: the soft prompt, or None for text-only prompts;
     ``placement``: where the soft tokens go, ``"prefix"`` (before the text) or ``"inline"`` (at the
-    prompt's placeholder positions, ``batch.slots``)."""
+    prompt's placeholder positions, ``batch.slots``); ``residual`` β ≥ 0 with ``letter_ids`` (shape (C,),
+    the token id of each candidate letter as the answer spells it) for the residual letter loss."""
 
     def __init__(self, *, llm: nn.Module, gnn: KnowledgeRetriever, projector: GraphSoftPrompt | None,
-                 placement: str = "prefix") -> None:
+                 placement: str = "prefix", residual: float = 0.0, letter_ids: Sequence[int] | None = None) -> None:
         super().__init__()
         if placement not in PLACEMENTS:
             raise FinetuneError(f"unknown soft-prompt placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
+        if residual > 0 and not letter_ids:
+            raise FinetuneError("the residual letter loss (train.residual > 0) needs the letters' token ids")
         self.llm, self.gnn, self.projector, self.placement = llm, gnn, projector, placement
+        self.residual = float(residual)
+        self.register_buffer("letter_ids", torch.tensor(list(letter_ids or []), dtype=torch.long), persistent=False)
 
     def inputs(self, graph: TrainingGraph, batch: Batch, emb: Embeddings | None = None) -> tuple[Tensor, Tensor]:
         """The LLM's input embeddings (B, L', D) and attention mask (B, L'): the text's token embeddings
@@ -84,14 +95,45 @@ class JointModel(nn.Module):
         None (its loss is 0). L_LLM is the mean cross-entropy over answer tokens only."""
         answer = batch.labels.shape[1]
         with self._graph_precision():
-            emb = self.gnn(graph) if self.projector is not None or bpr is not None else None
+            needed = self.projector is not None or bpr is not None or self.residual > 0
+            emb = self.gnn(graph) if needed else None
         logits = self.logits(graph, batch, answer + 1, emb)[:, :-1].float()
-        l_llm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
+        if self.residual > 0:
+            l_llm = self._residual_loss(logits, batch, emb)
+        else:
+            l_llm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
         zero = l_llm.new_zeros(())
         with self._graph_precision():
             l_r = bpr_loss(emb, *bpr) if bpr is not None else zero
             l_k = self.gnn.kg_loss(graph, *kg) if kg is not None else zero
         return l_llm, l_r, l_k
+
+    def _residual_loss(self, logits: Tensor, batch: Batch, emb: Embeddings) -> Tensor:
+        """Mean cross-entropy over answer tokens, a ranking row's letter scored over its candidates' letters
+        by ``ℓ + β·z`` (see the module docstring). ``logits`` (B, A, V) predict ``batch.labels`` (B, A)."""
+        labels = batch.labels
+        valid = labels != -100
+        per_token = F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none")
+        ranking = batch.item_mask.sum(-1) > 1  # explanation rows name one item
+        if bool(ranking.any()):
+            rows = ranking.nonzero().squeeze(-1)
+            first = valid.long().argmax(-1)[rows]  # the answer's first token: the letter
+            c = batch.items.shape[1]
+            if c > self.letter_ids.numel():
+                raise FinetuneError(f"{c} candidates, but the residual loss knows {self.letter_ids.numel()} letters")
+            letters = self.letter_ids[:c]
+            letter_logits = logits[rows, first][:, letters]
+            with self._graph_precision():
+                z = standardised_scores(emb.users[batch.users[rows]], emb.items[batch.items[rows]],
+                                        batch.item_mask[rows])
+            fused = (letter_logits + self.residual * z).masked_fill(~batch.item_mask[rows], float("-inf"))
+            target = labels[rows, first].unsqueeze(-1) == letters
+            if not bool(target.any(-1).all()):
+                raise FinetuneError("a ranking answer does not start with a candidate letter's token; the residual "
+                                    "loss needs answers the tokenizer spells as one letter token (train.residual: 0)")
+            per_token = per_token.index_put((rows, first), F.cross_entropy(fused, target.float().argmax(-1),
+                                                                            reduction="none"))
+        return (per_token * valid).sum() / valid.sum().clamp(min=1)
 
     def _graph_precision(self) -> torch.autocast:
         """The GNN runs in float32 under mixed precision (``train.mixed_precision``): its sparse products

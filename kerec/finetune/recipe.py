@@ -110,7 +110,9 @@ class TrainSection:
     ``graph_lr`` for the projector and the GNN (one optimiser, two parameter groups); ``lambda_r``/
     ``lambda_k`` weigh BPR and the KG loss; ``max_length`` caps soft tokens + prompt + answer;
     ``batch_by_kind``: each micro-batch holds ranking or explanation samples only (shuffled batches), so
-    the short ranking prompts are not padded to the explanations' length."""
+    the short ranking prompts are not padded to the explanations' length; ``residual`` β > 0 trains the
+    answer letter on the letter logits plus β times the candidates' standardised GNN scores (the LLM learns
+    what the GNN misses, as the fused ranking uses it; 0: on the letter logits alone)."""
 
     epochs: int = 1
     max_steps: int | None = None
@@ -124,6 +126,7 @@ class TrainSection:
     max_grad_norm: float = 1.0
     lambda_r: float = 0.1
     lambda_k: float = 0.01
+    residual: float = 0.0
     bpr_batch_size: int = 1024
     kg_batch_size: int = 1024
     max_length: int = 2048
@@ -139,7 +142,7 @@ class TrainSection:
         if self.max_steps is not None and self.max_steps < 1:
             raise RecipeError(f"train.max_steps must be >= 1 or null, got {self.max_steps}")
         _positive(self, "train", ("lr", "graph_lr", "max_grad_norm"))
-        for name in ("lambda_r", "lambda_k", "weight_decay"):
+        for name in ("lambda_r", "lambda_k", "residual", "weight_decay"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise RecipeError(f"train.{name} must be a number >= 0, got {value!r}")

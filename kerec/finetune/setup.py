@@ -124,7 +124,10 @@ def joint_model(recipe: Recipe, base: Any, gnn: KnowledgeRetriever, tokenizer: A
         init = letter_embeddings(base, tokenizer, recipe.data.candidates) \
             if recipe.soft_prompt.letter_slots and tokenizer is not None else None
         projector = GraphSoftPrompt(**projector_args(recipe, gnn, base), slot_init=init)
-    return JointModel(llm=llm, gnn=gnn, projector=projector, placement=recipe.soft_prompt.placement)
+    residual = recipe.train.residual if tokenizer is not None else 0.0  # scoring needs no training loss
+    letters = letter_ids(tokenizer, recipe.data.candidates) if residual > 0 else None
+    return JointModel(llm=llm, gnn=gnn, projector=projector, placement=recipe.soft_prompt.placement,
+                      residual=residual, letter_ids=letters)
 
 
 def projector_args(recipe: Recipe, gnn: KnowledgeRetriever, base: Any) -> dict[str, Any]:
@@ -135,14 +138,19 @@ def projector_args(recipe: Recipe, gnn: KnowledgeRetriever, base: Any) -> dict[s
             "embedding_rms": embedding_rms(base.get_input_embeddings()), "relevance": sp.relevance}
 
 
+def letter_ids(tokenizer: Any, count: int) -> list[int]:
+    """The first token id of each candidate letter (``"A"``, ``"B"``…): how a ranking answer starts."""
+    from kerec.prompting import LETTERS
+
+    return [tokenizer.encode(letter, add_special_tokens=False)[0] for letter in LETTERS[:count]]
+
+
 def letter_embeddings(base: Any, tokenizer: Any, count: int) -> Any:
     """shape: (count, D) — the input embedding of each candidate letter's first token (``"A"``, ``"B"``…),
     scaled to unit RMS (the projector's tokens are RMS-normalised after the slot is added)."""
     import torch
 
-    from kerec.prompting import LETTERS
-
-    ids = [tokenizer.encode(letter, add_special_tokens=False)[0] for letter in LETTERS[:count]]
+    ids = letter_ids(tokenizer, count)
     with torch.no_grad():
         rows = base.get_input_embeddings().weight[torch.tensor(ids)].float()
     return rows / rows.pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-8)

@@ -10,7 +10,7 @@ from kerec.finetune.recipe import Recipe, load_recipe
 RECIPES = Path(__file__).resolve().parents[2] / "finetune"
 
 
-@pytest.mark.parametrize("name", ["cpu-tiny.yaml", "cpu-tiny-hard.yaml", "gpu-qlora.yaml"])
+@pytest.mark.parametrize("name", ["cpu-tiny.yaml", "cpu-tiny-hard.yaml", "cpu-tiny-residual.yaml", "gpu-qlora.yaml"])
 def test_shipped_recipes_load(name: str) -> None:
     recipe = load_recipe(RECIPES / name)
     assert recipe.soft_tokens > 0
@@ -37,6 +37,8 @@ def test_impossible_values_fail_before_training() -> None:
         Recipe.from_dict({"train": {"lambda_r": -0.1}})
     with pytest.raises(RecipeError, match="train.lambda_k"):
         Recipe.from_dict({"train": {"lambda_k": -1}})
+    with pytest.raises(RecipeError, match="train.residual"):
+        Recipe.from_dict({"train": {"residual": -0.5}})
     with pytest.raises(RecipeError, match=r"22 soft tokens .* do not fit train.max_length 16"):
         Recipe.from_dict({"train": {"max_length": 16}})
     with pytest.raises(RecipeError, match="needs llm.adapter 'lora'"):

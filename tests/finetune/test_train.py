@@ -186,3 +186,42 @@ def test_bf16_falls_back_to_float32_on_a_cpu_without_native_bf16(monkeypatch: py
     assert train.effective_precision("no") == "no"
     monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)
     assert train.effective_precision("bf16") == "bf16"
+
+
+def test_residual_loss_scores_the_letter_by_its_logit_plus_the_gnn_score(synth_dir: Path, tiny_llm: Path,
+                                                                        tmp_path: Path) -> None:
+    beta = 2.5
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path, train={"residual": beta}, **COMPACT)
+    prepared, gnn, graph, _ = setup.retriever(recipe, progress=False)
+    built = setup.samples(recipe, prepared, gnn, graph, None, progress=False)
+    samples = [s for s in built if s.kind == "ranking"][:3] + [s for s in built if s.kind == "explanation"][:1]
+    base = setup.load_llm(recipe, "cpu")
+    model = setup.joint_model(recipe, base.model, gnn, base.tokenizer)
+    model.eval()  # no LoRA dropout (it is 0 anyway): the two passes below must see the same network
+    batch = collate([encode(base.tokenizer, s) for s in samples], base.tokenizer.pad_token_id)
+    l_llm, _, _ = model(graph, batch)
+
+    # The same loss written out token by token, from the model's logits and the GNN's raw scores u · c.
+    answer = batch.labels.shape[1]
+    with torch.no_grad():
+        logits = model.logits(graph, batch, answer + 1)[:, :-1].float()
+        emb = gnn(graph)
+    letters = [base.tokenizer.encode(chr(ord("A") + n), add_special_tokens=False)[0] for n in range(8)]
+    terms = []
+    for b, sample in enumerate(samples):
+        positions = [p for p in range(answer) if batch.labels[b, p] != -100]
+        for n, p in enumerate(positions):
+            label = int(batch.labels[b, p])
+            if sample.kind == "ranking" and n == 0:
+                c = len(sample.items)
+                raw = np.array([float(emb.users[sample.user] @ emb.items[i]) for i in sample.items])
+                z = (raw - raw.mean()) / np.sqrt(raw.var() + 1e-6)
+                fused = logits[b, p, letters[:c]].double().numpy() + beta * z
+                target = letters.index(label)
+                terms.append(np.logaddexp.reduce(fused) - fused[target])
+            else:
+                terms.append(float(torch.logsumexp(logits[b, p], -1) - logits[b, p, label]))
+    assert sample.kind == "explanation" and len(terms) > 3 * 3  # every row's answer tokens were counted
+    assert l_llm.item() == pytest.approx(float(np.mean(terms)), rel=1e-4)
+    model.residual = 0.0  # the plain loss: full-vocabulary letters
+    assert abs(model(graph, batch)[0].item() - l_llm.item()) > 1e-3
