@@ -36,15 +36,14 @@ class JointModel(nn.Module):
     ``gnn``: kerec's retriever; ``projector``: the soft prompt, or None for text-only prompts;
     ``placement``: where the soft tokens go, ``"prefix"`` (before the text) or ``"inline"`` (at the
     prompt's placeholder positions, ``batch.slots``); ``residual`` β ≥ 0 with ``letter_ids`` (shape (C,),
-    the token id of each candidate letter as the answer spells it) for the residual letter loss."""
+    the token id of each candidate letter as the answer spells it) for the residual letter loss: training
+    with β > 0 needs them, scoring (:meth:`logits`) does not."""
 
     def __init__(self, *, llm: nn.Module, gnn: KnowledgeRetriever, projector: GraphSoftPrompt | None,
                  placement: str = "prefix", residual: float = 0.0, letter_ids: Sequence[int] | None = None) -> None:
         super().__init__()
         if placement not in PLACEMENTS:
             raise FinetuneError(f"unknown soft-prompt placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
-        if residual > 0 and not letter_ids:
-            raise FinetuneError("the residual letter loss (train.residual > 0) needs the letters' token ids")
         self.llm, self.gnn, self.projector, self.placement = llm, gnn, projector, placement
         self.residual = float(residual)
         self.register_buffer("letter_ids", torch.tensor(list(letter_ids or []), dtype=torch.long), persistent=False)
@@ -119,8 +118,9 @@ class JointModel(nn.Module):
             rows = ranking.nonzero().squeeze(-1)
             first = valid.long().argmax(-1)[rows]  # the answer's first token: the letter
             c = batch.items.shape[1]
-            if c > self.letter_ids.numel():
-                raise FinetuneError(f"{c} candidates, but the residual loss knows {self.letter_ids.numel()} letters")
+            if c > self.letter_ids.numel():  # none: built without a tokenizer (for scoring, not training)
+                raise FinetuneError(f"{c} candidates, but the residual loss (train.residual) knows "
+                                    f"{self.letter_ids.numel()} letters' token ids; build the model with the tokenizer")
             letters = self.letter_ids[:c]
             letter_logits = logits[rows, first][:, letters]
             with self._graph_precision():

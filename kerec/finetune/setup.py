@@ -113,8 +113,9 @@ def load_llm(recipe: Recipe, device: str) -> Any:
 
 def joint_model(recipe: Recipe, base: Any, gnn: KnowledgeRetriever, tokenizer: Any = None) -> JointModel:
     """Wrap ``base`` (the transformers model) for training and attach the projector and the GNN.
-    ``tokenizer``: needed for ``soft_prompt.letter_slots`` (the slots start as the letters' embeddings);
-    a model about to load trained projector weights needs none."""
+    ``tokenizer``: needed for ``soft_prompt.letter_slots`` (the slots start as the letters' embeddings) and
+    to train with ``train.residual`` (the letters' token ids); a model about to load trained projector
+    weights and score needs none."""
     sec = recipe.llm
     llm = wrap_llm(base, adapter=sec.adapter, quantized=sec.quantization is not None, lora_r=sec.lora_r,
                    lora_alpha=sec.lora_alpha, lora_dropout=sec.lora_dropout, target_modules=sec.target_modules,
@@ -124,10 +125,9 @@ def joint_model(recipe: Recipe, base: Any, gnn: KnowledgeRetriever, tokenizer: A
         init = letter_embeddings(base, tokenizer, recipe.data.candidates) \
             if recipe.soft_prompt.letter_slots and tokenizer is not None else None
         projector = GraphSoftPrompt(**projector_args(recipe, gnn, base), slot_init=init)
-    residual = recipe.train.residual if tokenizer is not None else 0.0  # scoring needs no training loss
-    letters = letter_ids(tokenizer, recipe.data.candidates) if residual > 0 else None
+    letters = letter_ids(tokenizer, recipe.data.candidates) if tokenizer is not None else None
     return JointModel(llm=llm, gnn=gnn, projector=projector, placement=recipe.soft_prompt.placement,
-                      residual=residual, letter_ids=letters)
+                      residual=recipe.train.residual, letter_ids=letters)
 
 
 def projector_args(recipe: Recipe, gnn: KnowledgeRetriever, base: Any) -> dict[str, Any]:

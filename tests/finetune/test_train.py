@@ -8,7 +8,7 @@ import torch
 
 from kerec.finetune import setup
 from kerec.finetune.batches import collate, encode
-from kerec.finetune.errors import FinetuneCheckpointError
+from kerec.finetune.errors import FinetuneCheckpointError, FinetuneError
 from kerec.finetune.recipe import TrainSection
 from kerec.finetune.scoring import TunedRanker
 from kerec.finetune.train import _epoch_batches, finetune
@@ -225,3 +225,14 @@ def test_residual_loss_scores_the_letter_by_its_logit_plus_the_gnn_score(synth_d
     assert l_llm.item() == pytest.approx(float(np.mean(terms)), rel=1e-4)
     model.residual = 0.0  # the plain loss: full-vocabulary letters
     assert abs(model(graph, batch)[0].item() - l_llm.item()) > 1e-3
+
+
+def test_residual_training_without_letter_ids_fails_clearly(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path, train={"residual": 1.0}, **COMPACT)
+    prepared, gnn, graph, _ = setup.retriever(recipe, progress=False)
+    sample = next(s for s in setup.samples(recipe, prepared, gnn, graph, None, progress=False) if s.kind == "ranking")
+    base = setup.load_llm(recipe, "cpu")
+    model = setup.joint_model(recipe, base.model, gnn)  # no tokenizer: a scoring model
+    batch = collate([encode(base.tokenizer, sample)], base.tokenizer.pad_token_id)
+    with pytest.raises(FinetuneError, match="build the model with the tokenizer"):
+        model(graph, batch)
