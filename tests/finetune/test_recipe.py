@@ -85,3 +85,26 @@ def test_unknown_prompt_or_placement_lists_the_valid_ones() -> None:
         Recipe.from_dict({"data": {"candidate_titles": False}})
     with pytest.raises(RecipeError, match=r"data.history_in_prompt must be >= 0, got -1"):
         Recipe.from_dict({"data": {"history_in_prompt": -1}})
+
+
+def test_a_recipe_with_a_base_changes_only_the_keys_it_names(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text("data: {ranking_samples: 100, candidates: 10}\n"
+                                          "train: {lr: 1.0e-3, residual: 1.0}\nout: parent-out\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\ntrain: {residual: 3.0}\nout: child-out\n")
+    child = load_recipe(tmp_path / "child.yaml")
+    assert (child.data.ranking_samples, child.data.candidates) == (100, 10)
+    assert (child.train.lr, child.train.residual, child.out) == (1e-3, 3.0, "child-out")
+    shipped = load_recipe(RECIPES / "cpu-tiny-residual.yaml").to_dict()
+    tiny = load_recipe(RECIPES / "cpu-tiny.yaml").to_dict()
+    changed = {(s, k) for s, sec in shipped.items() if isinstance(sec, dict) for k in sec if sec[k] != tiny[s][k]}
+    assert changed == {("data", "ranking_samples"), ("train", "residual")}
+
+
+def test_bad_or_cyclic_bases_are_named(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(RecipeError, match="form a cycle"):
+        load_recipe(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(RecipeError, match="missing.yaml: no such recipe file"):
+        load_recipe(tmp_path / "c.yaml")
