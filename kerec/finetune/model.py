@@ -6,9 +6,10 @@ the trainer weighs them: ``L = L_LLM + λ_R·L_R + λ_K·L_K``. ``L_LLM`` reache
 prompt (the projector reads the GNN's differentiable user, item and fact vectors).
 
 With ``residual`` β > 0, a ranking row's answer letter is trained on ``ℓ + β·z`` — ``ℓ`` the letter logits
-at the answer position restricted to the row's candidates, ``z`` their GNN scores ``u · c`` standardised over
-the row (:func:`~kerec.finetune.soft_prompt.standardised_scores`) — instead of the full-vocabulary logits:
-the LLM is trained for the fused ranking (GNN + LLM) and learns what the GNN misses rather than copying it.
+at the answer position restricted to the row's candidates, ``z`` their retrieval scores as the GNN ranks with
+them (with its item–item head when fitted), standardised over the row
+(:func:`~kerec.finetune.soft_prompt.serving_scores`) — instead of the full-vocabulary logits: the LLM is
+trained for the fused ranking (GNN + LLM) and learns what the retriever misses rather than copying it.
 The answer's other tokens (the end-of-turn marker) keep their full-vocabulary cross-entropy.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 from kerec.finetune.batches import Batch
 from kerec.finetune.errors import FinetuneError
 from kerec.finetune.graph_features import graph_inputs
-from kerec.finetune.soft_prompt import PLACEMENTS, GraphSoftPrompt, fill_slots, splice, standardised_scores
+from kerec.finetune.soft_prompt import PLACEMENTS, GraphSoftPrompt, fill_slots, serving_scores, splice
 from kerec.gnn.graph import TrainingGraph
 from kerec.gnn.models import Embeddings, KnowledgeRetriever
 from kerec.gnn.train import bpr_loss
@@ -124,8 +125,7 @@ class JointModel(nn.Module):
             letters = self.letter_ids[:c]
             letter_logits = logits[rows, first][:, letters]
             with self._graph_precision():
-                z = standardised_scores(emb.users[batch.users[rows]], emb.items[batch.items[rows]],
-                                        batch.item_mask[rows])
+                z = serving_scores(emb, batch.users[rows], batch.items[rows], batch.item_mask[rows])
             fused = (letter_logits + self.residual * z).masked_fill(~batch.item_mask[rows], float("-inf"))
             target = labels[rows, first].unsqueeze(-1) == letters
             if not bool(target.any(-1).all()):

@@ -25,12 +25,16 @@ of the base model + LoRA (vLLM) takes the same prompts as input embeddings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kerec.finetune.errors import FinetuneError
+
+if TYPE_CHECKING:
+    from kerec.gnn.models import Embeddings
 
 PLACEMENTS = ("prefix", "inline")
 SOFT_TOKEN = "<|graph|>"
@@ -123,7 +127,20 @@ class GraphSoftPrompt(nn.Module):
 def standardised_scores(user: Tensor, candidates: Tensor, mask: Tensor) -> Tensor:
     """shape: (B, C) — each candidate's GNN score ``u · c``, standardised over its row's real candidates
     (padding 0). ``user`` (B, d), ``candidates`` (B, C, d), ``mask`` (B, C) bool."""
-    scores = torch.einsum("bd,bcd->bc", user, candidates)
+    return standardise_rows(torch.einsum("bd,bcd->bc", user, candidates), mask)
+
+
+def serving_scores(emb: Embeddings, users: Tensor, items: Tensor, mask: Tensor) -> Tensor:
+    """shape: (B, C) — each candidate's retrieval score as the retriever ranks with it
+    (:meth:`Embeddings.scores`: ``u · c``, with a fitted item–item head that product standardised per user
+    plus α times the head's), standardised over its row's real candidates. ``users`` (B,), ``items`` (B, C)
+    item indices, ``mask`` (B, C) bool."""
+    return standardise_rows(emb.scores(users).gather(1, items), mask)
+
+
+def standardise_rows(scores: Tensor, mask: Tensor) -> Tensor:
+    """``scores`` (B, C) minus each row's mean over its ``mask``ed entries, divided by their standard
+    deviation; padding 0."""
     m = mask.to(scores.dtype)
     n = m.sum(-1, keepdim=True).clamp(min=1)
     mean = (scores * m).sum(-1, keepdim=True) / n

@@ -12,6 +12,7 @@ from kerec.finetune.errors import FinetuneCheckpointError, FinetuneError
 from kerec.finetune.recipe import TrainSection
 from kerec.finetune.scoring import TunedRanker
 from kerec.finetune.train import _epoch_batches, finetune
+from kerec.gnn.item_head import ItemHead, ease_weights, item_gram
 
 from ..embedded_scoring import embedded_letter_logprobs
 from .conftest import COMPACT, tiny_recipe
@@ -193,6 +194,10 @@ def test_residual_loss_scores_the_letter_by_its_logit_plus_the_gnn_score(synth_d
     beta = 2.5
     recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path, train={"residual": beta}, **COMPACT)
     prepared, gnn, graph, _ = setup.retriever(recipe, progress=False)
+    # A fitted item–item head: the residual's GNN score is the one the retriever ranks with, head included.
+    ds = prepared.dataset
+    gnn.head = ItemHead(num_items=ds.num_items)
+    gnn.head.set(ease_weights(item_gram(prepared.split.train, ds.num_users, ds.num_items), 10.0), mix=0.7, reg=10.0)
     built = setup.samples(recipe, prepared, gnn, graph, None, progress=False)
     samples = [s for s in built if s.kind == "ranking"][:3] + [s for s in built if s.kind == "explanation"][:1]
     base = setup.load_llm(recipe, "cpu")
@@ -201,11 +206,12 @@ def test_residual_loss_scores_the_letter_by_its_logit_plus_the_gnn_score(synth_d
     batch = collate([encode(base.tokenizer, s) for s in samples], base.tokenizer.pad_token_id)
     l_llm, _, _ = model(graph, batch)
 
-    # The same loss written out token by token, from the model's logits and the GNN's raw scores u · c.
+    # The same loss written out token by token, from the model's logits and the retriever's scores.
     answer = batch.labels.shape[1]
     with torch.no_grad():
         logits = model.logits(graph, batch, answer + 1)[:, :-1].float()
         emb = gnn(graph)
+    assert emb.head is not None
     letters = [base.tokenizer.encode(chr(ord("A") + n), add_special_tokens=False)[0] for n in range(8)]
     terms = []
     for b, sample in enumerate(samples):
@@ -214,7 +220,7 @@ def test_residual_loss_scores_the_letter_by_its_logit_plus_the_gnn_score(synth_d
             label = int(batch.labels[b, p])
             if sample.kind == "ranking" and n == 0:
                 c = len(sample.items)
-                raw = np.array([float(emb.users[sample.user] @ emb.items[i]) for i in sample.items])
+                raw = emb.scores(torch.tensor([sample.user]))[0, list(sample.items)].double().numpy()
                 z = (raw - raw.mean()) / np.sqrt(raw.var() + 1e-6)
                 fused = logits[b, p, letters[:c]].double().numpy() + beta * z
                 target = letters.index(label)
