@@ -26,6 +26,7 @@ from typing import Any, get_type_hints
 
 from kerec.data.errors import KerecError
 from kerec.eval.metrics import METRICS
+from kerec.layered_yaml import read_layered
 
 # Retriever systems: name -> (RetrieverSpec overrides, TrainConfig overrides); "pop" and "random" train nothing.
 RETRIEVER_SYSTEMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -49,12 +50,17 @@ LLM_SYSTEMS: dict[str, tuple[bool, bool, bool]] = {
     "llm-both": (True, True, True),  # soft prompt and facts as text
 }
 FUSED = "fused"  # GNN + LLM, the weight chosen on the validation split
-SYSTEMS: tuple[str, ...] = (*RETRIEVER_SYSTEMS, *LLM_SYSTEMS, FUSED)
+# Scored from the finetune checkpoint alone, on the 20-candidate protocol: its jointly tuned GNN, and its
+# own fused score as trained by the residual loss (train.residual β > 0): ℓ + β·z(that GNN's score).
+TUNED_GNN, JOINT = "gnn-tuned", "joint"
+CHECKPOINT_SYSTEMS = (TUNED_GNN, JOINT)
+SYSTEMS: tuple[str, ...] = (*RETRIEVER_SYSTEMS, *LLM_SYSTEMS, FUSED, *CHECKPOINT_SYSTEMS)
 LABELS = {"random": "Random", "pop": "Pop", "bpr": "BPR-MF", "lightgcn": "LightGCN", "ease": "EASE (item–item, closed form)",
           "kerec": "kerec GNN (text + KG)", "kerec-no-kg": "kerec GNN without KG", "kerec-no-text": "kerec GNN without text",
           "kerec-no-lk": "kerec GNN without L_K", "llm": "LLM (untuned, facts as text)",
           "llm-tuned": "LLM tuned, facts as text", "llm-soft": "LLM tuned, graph soft prompt",
-          "llm-both": "LLM tuned, soft prompt + facts", "fused": "GNN + LLM fused"}
+          "llm-both": "LLM tuned, soft prompt + facts", "fused": "GNN + LLM fused",
+          "gnn-tuned": "tuned GNN alone (finetune checkpoint)", "joint": "tuned GNN + LLM, as trained (ℓ + β·z)"}
 PROTOCOLS = ("full", "candidates", "explain", "cold_start")
 FULL_METRICS = ("recall", "ndcg", "hit", "mrr", "precision")
 SIGNIFICANCE_TESTS = ("auto", "wilcoxon", "ttest", "permutation")
@@ -217,22 +223,23 @@ class EvalConfig:
 
     @property
     def llm_systems(self) -> tuple[str, ...]:
-        return tuple(s for s in self.systems if s in LLM_SYSTEMS or s == FUSED)
+        return tuple(s for s in self.systems if s in LLM_SYSTEMS or s == FUSED or s in CHECKPOINT_SYSTEMS)
 
 
 # ------------------------------------------------------------------------------------------------ loading
 def load_eval_config(path: str | Path, *, check_paths: bool = True) -> EvalConfig:
     """Read, type and check an evaluation config. ``check_paths=False`` skips the existence checks of
-    data folders (to validate a config written for another machine)."""
+    data folders (to validate a config written for another machine). A top-level ``base: other.yaml``
+    (relative to the file) starts from that config, section by section (:mod:`kerec.layered_yaml`); a
+    config with a base names itself (``name``), so that its report does not overwrite the base's."""
     import yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise EvalConfigError(f"no evaluation config at {path}; the shipped ones are in eval/configs/")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise EvalConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = read_layered(path, EvalConfigError, "evaluation config", "eval/configs/")
+    own = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if "base" in own and "name" not in own:
+        raise EvalConfigError(f"{path}: a config with a base needs its own 'name' (else its report and work folders "
+                              f"would be the base's, {data.get('name')!r})")
     return config_from_dict(data, source=str(path), check_paths=check_paths)
 
 
@@ -389,7 +396,7 @@ def _check_protocols(config: EvalConfig, src: str) -> None:
     if llm_systems and prot.candidates is None:
         raise EvalConfigError(f"{src}: systems {', '.join(llm_systems)} are scored on the 20-candidate protocol; "
                               "add a protocols.candidates section")
-    tuned = [s for s in llm_systems if s in LLM_SYSTEMS and LLM_SYSTEMS[s][0]]
+    tuned = [s for s in llm_systems if (s in LLM_SYSTEMS and LLM_SYSTEMS[s][0]) or s in CHECKPOINT_SYSTEMS]
     if tuned and not config.llm.finetune:
         raise EvalConfigError(f"{src}: system(s) {', '.join(tuned)} need a fine-tuned checkpoint: set llm.finetune "
                               "to a `kerec finetune` run folder (or step-N folder), or drop them from systems")

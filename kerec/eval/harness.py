@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from kerec.eval.config import (FUSED, LLM_SYSTEMS, RETRIEVER_SYSTEMS, EvalConfig, EvalConfigError, dataset_key,
-                               load_eval_config)
+from kerec.eval.config import (CHECKPOINT_SYSTEMS, FUSED, JOINT, LLM_SYSTEMS, RETRIEVER_SYSTEMS, TUNED_GNN, EvalConfig,
+                               EvalConfigError, dataset_key, load_eval_config)
 from kerec.eval.report import EvalReport, environment, write_report
 from kerec.eval.shards import Shard
 from kerec.eval.stats import paired_test
@@ -140,6 +140,11 @@ class _Run:
         base_key = {"train": train_key(self.config, section.retriever, seed), "candidates": asdict(section),
                     "llm": asdict(self.config.llm)}
         llm_systems = [s for s in self.config.systems if s in LLM_SYSTEMS]
+        checkpoint_systems = [s for s in self.config.systems if s in CHECKPOINT_SYSTEMS]
+        if JOINT in checkpoint_systems and self.tuned().residual <= 0:
+            raise EvalConfigError(f"{self.config.source or self.config.name}: system 'joint' ranks by a residual run's "
+                                  f"ℓ + β·z, but {self.config.llm.finetune} was tuned without train.residual; "
+                                  "drop 'joint' (use 'fused')")
         fused_with = llm_systems[0] if llm_systems else None
         fusion: dict[str, Any] = {"llm": fused_with}
         if FUSED in self.config.systems:
@@ -169,8 +174,18 @@ class _Run:
                 rows[system] = cp.rank_metrics(llm, tasks)
                 if system == fused_with and FUSED in self.config.systems:
                     rows[FUSED] = cp.rank_metrics(cp.fuse(gnn, llm, fusion["weight"]), tasks)
+            if checkpoint_systems:
+                tuned_gnn = self._tuned_gnn_scores(tasks, ids)
+                rows[TUNED_GNN] = cp.rank_metrics(tuned_gnn, tasks)
+                if JOINT in checkpoint_systems:  # the soft-prompt letters (cached if llm-soft was scored) + β·z
+                    llm = cp.llm_scores(self._scorer("llm-soft", seed), tasks, ids,
+                                        self.shard(f"llm-soft-seed{seed}-test-{slug}", base_key | {"part": "test", "variant": slug}),
+                                        batch=section.batch, label=f"llm-soft {variant} seed {seed}", progress=self.progress)
+                    beta = self.tuned().residual
+                    rows[JOINT] = cp.rank_metrics([lp + beta * z for lp, z in zip(llm, tuned_gnn)], tasks)
+                rows = {s: m for s, m in rows.items() if s != TUNED_GNN or s in checkpoint_systems}
             stage[variant] = {s: {k: float(v.mean()) for k, v in m.items()} | {"users": len(tasks)} for s, m in rows.items()}
-            for system in [*llm_systems, FUSED]:
+            for system in [*llm_systems, FUSED, *checkpoint_systems]:
                 if system in rows:  # paired over the sampled users: ACC of this system vs the GNN alone
                     test = paired_test(rows[system]["acc"], rows[section.retriever]["acc"], metric="acc",
                                        test=self.config.significance.test, permutations=self.config.significance.permutations)
@@ -199,20 +214,35 @@ class _Run:
                                                 settings=Settings(history="train", explanations="llm"))
         return self._recs[seed]
 
-    def _scorer(self, system: str, seed: int) -> Any:
-        if system == "llm":
-            rec = self.recommender(seed)
-            return lambda users, cands: [s.llm for s in rec.score_candidates(users, cands)]
+    def tuned(self) -> Any:
+        """The finetune checkpoint's :class:`~kerec.finetune.scoring.TunedRanker` (loaded once)."""
         if self._tuned is None:
             from kerec.finetune.scoring import TunedRanker
 
             data = None if self.config.dataset.path == "default" else self.config.dataset.path
             self._tuned = TunedRanker.load(self.config.llm.finetune, data=data, batch_size=self.config.llm.batch_size,
                                            engine=self.config.llm.tuned_engine)
+        return self._tuned
+
+    def _scorer(self, system: str, seed: int) -> Any:
+        if system == "llm":
+            rec = self.recommender(seed)
+            return lambda users, cands: [s.llm for s in rec.score_candidates(users, cands)]
         _, soft, facts = LLM_SYSTEMS[system]
-        tuned = self._tuned
+        tuned = self.tuned()
         return lambda users, cands: tuned.letter_logprobs(users, cands, soft_prompt=soft,
                                                           facts_in_prompt=tuned.text_facts if facts else 0)
+
+    def _tuned_gnn_scores(self, tasks: list[Any], ids: tuple[Any, Any]) -> list[np.ndarray]:
+        """The tuned GNN's standardised scores of each task's candidates (no LLM: cheap, not sharded)."""
+        users_map, items_map = ids
+        tuned, out = self.tuned(), []
+        for start in range(0, len(tasks), 256):
+            chunk = tasks[start:start + 256]
+            z = tuned.gnn_scores([users_map.external(t.user) for t in chunk],
+                                 [[items_map.external(int(i)) for i in t.items] for t in chunk])
+            out.extend(row[: len(t.items)] for row, t in zip(z, chunk))
+        return out
 
     # -------------------------------------------------------------------------- explanations, latency
     def explain(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from kerec.finetune.data import DataConfig
 from kerec.finetune.errors import RecipeError
 from kerec.finetune.model import ADAPTERS
 from kerec.finetune.soft_prompt import PLACEMENTS
+from kerec.layered_yaml import read_layered
 
 
 @dataclass(frozen=True)
@@ -256,32 +257,7 @@ def load_recipe(path: str | Path) -> Recipe:
     A top-level ``base: other.yaml`` (relative to the file) starts from that recipe: this file's keys
     replace the base's, section by section (``train: {residual: 3}`` changes only ``train.residual``)."""
     path = Path(path)
-    return Recipe.from_dict(_read_raw(path, ()), str(path))
-
-
-def _read_raw(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise RecipeError(f"{path}: no such recipe file (the shipped ones are in finetune/)")
-    if path.resolve() in seen:
-        raise RecipeError(f"{path}: 'base' recipes form a cycle ({' -> '.join(str(p) for p in seen)})")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
-    base = raw.pop("base", None)
-    if base is None:
-        return raw
-    if not isinstance(base, str):
-        raise RecipeError(f"{path}: base must be a recipe file name, got {base!r}")
-    merged = _read_raw(path.parent / base, seen + (path.resolve(),))
-    for name, value in raw.items():
-        both = isinstance(value, dict) and isinstance(merged.get(name), dict)
-        merged[name] = {**merged[name], **value} if both else value
-    return merged
+    return Recipe.from_dict(read_layered(path, RecipeError, "recipe", "finetune/"), str(path))
 
 
 def _number(value: Any) -> Any:

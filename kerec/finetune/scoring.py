@@ -7,6 +7,7 @@ over the candidates' letters, so the 20-candidate protocol can compare the LLM b
 
 >>> ranker = TunedRanker.load("finetune-runs/cpu-tiny")          # a run folder (its latest) or step-N
 >>> ranker.letter_logprobs(["1", "2"], [cands_1, cands_2])       # (2, 20); history = training split
+>>> ranker.joint_scores(["1", "2"], [cands_1, cands_2])          # ℓ + β·z(tuned GNN), a residual run's ranking
 
 Two engines run the LLM: ``engine="transformers"`` (the joint model itself) and ``engine="vllm"``: the
 tuned LoRA adapter served by vLLM (``enable_lora``) and each prompt sent as input embeddings
@@ -32,6 +33,7 @@ from kerec.finetune.data import InstructionBuilder, InstructionSample
 from kerec.finetune.errors import FinetuneError
 from kerec.finetune.model import JointModel
 from kerec.finetune.recipe import Recipe
+from kerec.finetune.soft_prompt import serving_scores
 from kerec.gnn.checkpoint import Checkpoint
 from kerec.llm.base import flat_ids, letter_token_ids, renormalised_letter_logprobs
 
@@ -49,6 +51,7 @@ class TunedRanker:
         self.device, self.batch_size, self.progress = device, batch_size, progress
         self.engine = engine  # a VLLMLLM taking prompt embeddings, or None: the joint model scores
         self._letters: dict[int, list[list[int]]] = {}
+        self._emb: Any = None  # the tuned GNN's embeddings, computed on first use
 
     @classmethod
     def load(cls, path: str | Path, *, data: str | None = None, device: str = "cpu", batch_size: int = 8,
@@ -97,22 +100,32 @@ class TunedRanker:
         """Ranking prompts for external user and item ids; the history is the user's whole training split,
         candidates lettered in the order given. ``facts_in_prompt``: facts per candidate shown as text
         (0: none; None: as tuned, see :meth:`InstructionBuilder.ranking_parts`)."""
+        builder = self.builder
+        out = []
+        for u, items in self._indices(users, candidates):
+            history = builder.history.get(u, [])
+            parts = builder.ranking_parts(u, history, items, facts=facts_in_prompt)
+            out.append(InstructionSample("ranking", u, -1, tuple(history), tuple(items), parts.facts, parts.messages, ""))
+        return out
+
+    def _indices(self, users: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[tuple[int, list[int]]]:
+        """Each user's index and its candidates' item indices; unknown ids fail, named."""
         if len(users) != len(candidates):
             raise FinetuneError(f"{len(users)} users but {len(candidates)} candidate lists")
-        builder = self.builder
-        ds = builder.dataset
+        ds = self.builder.dataset
+        projector = self.model.projector
+        slots = projector.max_candidates if projector is not None and projector.candidate_tokens else None
         out = []
         for user, cands in zip(users, candidates):
+            if slots is not None and len(cands) > slots:
+                raise FinetuneError(f"{len(cands)} candidates, but this model was tuned with at most {slots} "
+                                    "(data.candidates): its soft prompt has one slot per candidate")
             if user not in ds.users:
                 raise UnknownIdError("user", user, "not in the dataset the model was tuned on")
             missing = [c for c in cands if c not in ds.items]
             if missing:
                 raise UnknownIdError("item", missing[0], f"{len(missing)} candidate(s) are not in the catalogue")
-            u = ds.users.index(user)
-            items = [ds.items.index(c) for c in cands]
-            history = builder.history.get(u, [])
-            parts = builder.ranking_parts(u, history, items, facts=facts_in_prompt)
-            out.append(InstructionSample("ranking", u, -1, tuple(history), tuple(items), parts.facts, parts.messages, ""))
+            out.append((ds.users.index(user), [ds.items.index(c) for c in cands]))
         return out
 
     @property
@@ -126,6 +139,38 @@ class TunedRanker:
         its candidates (shorter lists: -inf beyond their length). ``soft_prompt=False`` scores without graph
         tokens (text only), for the ablation."""
         return self.score(self.samples(users, candidates, facts_in_prompt=facts_in_prompt), soft_prompt=soft_prompt)
+
+    @property
+    def residual(self) -> float:
+        """β of the residual letter loss the model was tuned with (``train.residual``; 0: none)."""
+        return self.model.residual
+
+    def gnn_scores(self, users: Sequence[str], candidates: Sequence[Sequence[str]]) -> np.ndarray:
+        """shape: (len(users), C) float64 — the tuned GNN's retrieval score of each candidate (its item–item
+        head included when fitted), standardised over the row: the ``z`` of the residual loss
+        (:func:`~kerec.finetune.soft_prompt.serving_scores`); -inf beyond a shorter list's length."""
+        rows = self._indices(users, candidates)
+        width = max(len(c) for _, c in rows)
+        items = torch.zeros((len(rows), width), dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for row, (_, cands) in enumerate(rows):
+            items[row, : len(cands)] = torch.tensor(cands, dtype=torch.long)
+            mask[row, : len(cands)] = True
+        with torch.inference_mode():
+            if self._emb is None:
+                self._emb = self.model.gnn(self.graph)
+            z = serving_scores(self._emb, torch.tensor([u for u, _ in rows]).to(self.device), items.to(self.device),
+                               mask.to(self.device)).double().cpu()
+        return z.masked_fill(~mask, float("-inf")).numpy()
+
+    def joint_scores(self, users: Sequence[str], candidates: Sequence[Sequence[str]]) -> np.ndarray:
+        """shape: (len(users), C) — the ranking a residual run was trained for: the soft-prompt letter
+        log-probabilities plus β times :meth:`gnn_scores` (the softmax over letters of ``ℓ + β·z``, up to a
+        per-row constant). Fails for a model tuned without ``train.residual``."""
+        if self.residual <= 0:
+            raise FinetuneError("joint scores need a model tuned with the residual letter loss (train.residual > 0); "
+                                "this one was not: fuse its letter scores with a GNN instead (eval system 'fused')")
+        return self.letter_logprobs(users, candidates) + self.residual * self.gnn_scores(users, candidates)
 
     def score(self, samples: Sequence[InstructionSample], *, soft_prompt: bool = True) -> np.ndarray:
         """Letter log-probabilities of ranking ``samples`` (see :meth:`letter_logprobs`); without the soft

@@ -39,6 +39,8 @@ def test_defaults_fill_missing_sections() -> None:
     (make(seeds=3), "seeds must be a list"),
     (make(systems=["kerec", "llm"]), "add a protocols.candidates section"),
     (make(systems=["kerec", "llm-tuned"], protocols={"candidates": {}}), "need a fine-tuned checkpoint: set llm.finetune"),
+    (make(systems=["kerec", "joint"], protocols={"candidates": {}}), "system(s) joint need a fine-tuned checkpoint"),
+    (make(systems=["kerec", "gnn-tuned"]), "systems gnn-tuned are scored on the 20-candidate protocol"),
     (make(systems=["kerec", "fused"], protocols={"candidates": {}}), "add 'llm'"),
     (make(systems=["pop", "llm"], protocols={"candidates": {}}), "must be a trained retriever among systems"),
     (make(retriever={"train": {"epoch": 3}}), "unknown retriever.train key(s) 'epoch'; valid: epochs"),
@@ -62,10 +64,30 @@ def test_missing_folders_fail_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "split" / "train.tsv").write_text("")
     with pytest.raises(EvalConfigError, match=r"missing valid.tsv, test.tsv"):
         config_from_dict(make(dataset={"split": str(tmp_path / "split")}))
-    with pytest.raises(EvalConfigError, match="no evaluation config at"):
+    with pytest.raises(EvalConfigError, match="no such evaluation config file"):
         load_eval_config(tmp_path / "absent.yaml")
 
 
 def test_digest_is_stable_and_separates_settings() -> None:
     assert digest({"a": 1, "b": [1, 2]}) == digest({"b": (1, 2), "a": 1})
     assert digest({"seed": 1}) != digest({"seed": 2})
+
+
+def test_a_config_can_start_from_a_base_key_by_key(tmp_path: Path) -> None:
+    (tmp_path / "parent.yaml").write_text("name: parent\nseeds: [1]\nsystems: [pop, kerec]\nprotocols: {full: {}}\n"
+                                          "llm: {spec: default, batch_size: 4}\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\nname: child\nseeds: [2]\nllm: {batch_size: 2}\n")
+    child = load_eval_config(tmp_path / "child.yaml", check_paths=False)
+    assert (child.name, child.seeds, child.systems) == ("child", (2,), ("pop", "kerec"))
+    assert (child.llm.spec, child.llm.batch_size) == ("default", 2)  # llm.spec from the base, batch_size its own
+    (tmp_path / "nameless.yaml").write_text("base: parent.yaml\nseeds: [3]\n")
+    with pytest.raises(EvalConfigError, match="needs its own 'name'.*'parent'"):
+        load_eval_config(tmp_path / "nameless.yaml", check_paths=False)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\nname: loop\n")
+    with pytest.raises(EvalConfigError, match="form a cycle"):
+        load_eval_config(tmp_path / "loop.yaml", check_paths=False)
+    # The shipped seed-2021 config is the seed-2020 one with another name and seed, nothing else.
+    configs = ROOT / "eval" / "configs"
+    a = load_eval_config(configs / "finetune-residual.yaml", check_paths=False).to_dict()
+    b = load_eval_config(configs / "finetune-residual-seed2021.yaml", check_paths=False).to_dict()
+    assert {k for k in a if a[k] != b[k]} == {"name", "seeds"}

@@ -242,3 +242,84 @@ def test_residual_training_without_letter_ids_fails_clearly(synth_dir: Path, tin
     batch = collate([encode(base.tokenizer, sample)], base.tokenizer.pad_token_id)
     with pytest.raises(FinetuneError, match="build the model with the tokenizer"):
         model(graph, batch)
+
+
+def test_joint_scores_are_the_letters_plus_beta_times_the_tuned_gnns_scores(synth_dir: Path, tiny_llm: Path,
+                                                                           tmp_path: Path) -> None:
+    from kerec.finetune import checkpoint as ck
+    from kerec.gnn.checkpoint import Checkpoint
+    from kerec.retriever import load_retriever, prepare_from_checkpoint
+
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 2, "residual": 2.0}, **COMPACT)
+    finetune(recipe, progress=False)
+    ranker = TunedRanker.load(tmp_path / "run")
+    assert ranker.residual == 2.0
+    ds = ranker.builder.dataset
+    users = [ds.users.external(0), ds.users.external(1)]
+    idx = [list(range(8)), list(range(8, 13))]
+    cands = [[ds.items.external(i) for i in row] for row in idx]
+    z = ranker.gnn_scores(users, cands)
+
+    # The same scores by another path: the run's retriever checkpoint loaded as a plain retriever.
+    ckpt = Checkpoint.load(ck.resolve(tmp_path / "run") / "retriever.pt")
+    model, graph = load_retriever(ckpt, prepare_from_checkpoint(ckpt, str(synth_dir)))
+    model.eval()
+    with torch.no_grad():
+        emb = model(graph)
+    for row, (u, items) in enumerate(zip((0, 1), idx)):
+        raw = emb.scores(torch.tensor([u]))[0, items].double().numpy()
+        np.testing.assert_allclose(z[row, : len(items)], (raw - raw.mean()) / np.sqrt(raw.var() + 1e-6), atol=1e-5)
+    assert np.isneginf(z[1, 5:]).all()
+    with pytest.raises(FinetuneError, match="tuned with at most 8"):  # one soft-prompt slot per candidate
+        ranker.gnn_scores(users[:1], [[ds.items.external(i) for i in range(9)]])
+
+    joint = ranker.joint_scores(users, cands)
+    want = ranker.letter_logprobs(users, cands) + 2.0 * z
+    np.testing.assert_allclose(joint[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(joint[1, :5], want[1, :5], rtol=1e-6)
+    ranker.model.residual = 0.0  # as a run tuned without the residual loss
+    with pytest.raises(FinetuneError, match="train.residual"):
+        ranker.joint_scores(users, cands)
+
+
+def test_eval_scores_the_tuned_gnn_and_the_joint_ranking_of_a_residual_run(synth_dir: Path, tiny_llm: Path,
+                                                                           tmp_path: Path) -> None:
+    from kerec.eval.config import EvalConfigError, config_from_dict
+    from kerec.eval.harness import evaluate
+
+    twenty = {**COMPACT, "data": {**COMPACT["data"], "candidates": 20}}  # the protocol's GNN top-20 lists
+    finetune(tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 2, "residual": 2.0}, **twenty),
+             progress=False)
+    raw = {"name": "synth", "dataset": {"path": str(synth_dir)}, "seeds": [1],
+           "systems": ["random", "kerec", "llm-soft", "gnn-tuned", "joint"],
+           "retriever": {"model": {"embedding_dim": 16, "use_text": False},
+                         "train": {"epochs": 5, "batch_size": 64, "lr": 0.01, "patience": 5}},
+           "protocols": {"candidates": {"negatives": 7, "users": 8, "batch": 4}},
+           "llm": {"batch_size": 4, "finetune": str(tmp_path / "run")}, "anchors": {"recbole": []}}
+    report = evaluate(config_from_dict(raw), out=tmp_path / "out", work=tmp_path / "work", progress=False)
+    for variant, rows in report.results["candidates"]["llm_stage"].items():
+        assert {"kerec", "random", "llm-soft", "gnn-tuned", "joint"} <= set(rows), variant
+        for system in ("gnn-tuned", "joint"):
+            assert rows[system]["1"]["users"] == 8 and rows[system]["1"]["valid_ratio"] == 1.0
+            assert set(rows[system]["1"]["vs_gnn"]) == {"test", "p_value", "wins", "losses"}
+    # The rows are the ranker's own scores of the protocol's tasks (random negatives, drawn as the harness does).
+    from kerec.eval import candidates as cp
+    from kerec.eval.systems import Systems
+
+    prepared = Systems(config_from_dict(raw), tmp_path / "work", progress=False).prepared()
+    tasks = cp.negative_tasks(prepared, "test", cp.sample_users(prepared, "test", 8, 1), 1, 7)
+    ranker = TunedRanker.load(tmp_path / "run")
+    ids = prepared.dataset
+    args = ([ids.users.external(t.user) for t in tasks], [[ids.items.external(int(i)) for i in t.items] for t in tasks])
+    rows = report.results["candidates"]["llm_stage"]["random negatives"]
+    for system, scores in (("joint", ranker.joint_scores(*args)), ("gnn-tuned", ranker.gnn_scores(*args))):
+        want = cp.rank_metrics(list(scores), tasks)
+        assert {m: rows[system]["1"][m] for m in want} == pytest.approx({m: float(v.mean()) for m, v in want.items()})
+    # joint reuses the llm-soft letters: one shard per variant, not two.
+    assert len(list((tmp_path / "work" / "shards").glob("llm-soft-seed1-test-*.jsonl"))) == 2
+    assert "tuned GNN + LLM, as trained" in (tmp_path / "out" / "report.md").read_text()
+
+    finetune(tiny_recipe(synth_dir, tiny_llm, tmp_path / "plain", train={"max_steps": 1}, **twenty), progress=False)
+    plain = {**raw, "llm": {**raw["llm"], "finetune": str(tmp_path / "plain")}}
+    with pytest.raises(EvalConfigError, match="tuned without train.residual"):
+        evaluate(config_from_dict(plain), out=tmp_path / "out2", work=tmp_path / "work2", progress=False)
