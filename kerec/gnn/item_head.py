@@ -83,7 +83,10 @@ class HeadTerm:
 
     def scores(self, users: Tensor) -> Tensor:
         """shape: (B, I) — the head's standardised scores for ``users`` (B,)."""
-        rows = torch.index_select(self.history, 0, users.to(torch.long))
+        # torch 2.13's sparse index_select updates its output in place outside inference mode once the matrix
+        # holds ~30k+ entries, which fails under torch.inference_mode(); the rows selected are the same.
+        with torch.inference_mode(False):
+            rows = torch.index_select(self.history, 0, users.to(torch.long))
         return standardised(rows @ self.weights)
 
 

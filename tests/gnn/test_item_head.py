@@ -53,6 +53,19 @@ def test_fused_scores_are_standardised_gnn_plus_weighted_head() -> None:
     assert torch.equal(emb.without_head().scores(torch.tensor([0])), dot[:1])
 
 
+def test_head_scores_under_inference_mode_on_an_ml100k_sized_history() -> None:
+    # ml-100k's 78k training pairs: torch's sparse index_select fails under inference_mode from ~30k entries
+    # (TunedRanker.gnn_scores and serving score there); the result must equal the grad-mode one.
+    rng = np.random.default_rng(0)
+    pairs = np.stack([rng.integers(0, 943, 80_000), rng.integers(0, 1_600, 80_000)], axis=1)
+    head = HeadTerm(interaction_matrix(pairs, 943, 1_600), torch.randn(1_600, 1_600), 0.5)
+    users = torch.tensor([0, 5, 942])
+    expected = head.scores(users)
+    with torch.inference_mode():
+        got = head.scores(users)
+    assert torch.equal(got, expected)
+
+
 def test_head_is_refused_for_baselines_and_huge_catalogues() -> None:
     with pytest.raises(KerecError, match="item_head is part of kerec's retriever"):
         RetrieverSpec(model="bpr", item_head=True)
