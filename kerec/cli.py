@@ -191,9 +191,11 @@ def cmd_train_retriever(args: argparse.Namespace) -> None:
     spec, config = _retriever_spec(args)
     ctx = init_from_env()  # under `torchrun --nproc_per_node N`: data-parallel over N processes
     prepared = prepare(args.data, format=args.format, split=args.split, seed=args.seed, linked_only=not args.all_items,
-                       cold_fraction=args.cold_start)
+                       cold_fraction=args.cold_start, gnn_holdout_fraction=args.gnn_holdout)
     if ctx.is_main:
         print(f"dataset {prepared.dataset.name}: split {prepared.split.protocol} {prepared.split.sizes()}")
+        if prepared.gnn_holdout is not None:
+            print(f"gnn holdout: {len(prepared.gnn_holdout):,} training pairs kept from the GNN (still masked as seen)")
     out = Path(args.out) if args.out else default_checkpoint().parent
     if spec.model == "pop":
         print(popularity(prepared, "valid").table())
@@ -405,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cold-start", type=float, default=None, metavar="FRACTION",
                    help="set this share of items aside with all their interactions; `kerec eval retriever` then "
                         "also ranks them from text and KG alone (e.g. 0.1)")
+    p.add_argument("--gnn-holdout", type=float, default=None, metavar="FRACTION",
+                   help="keep this share of each user's training pairs from the GNN (they stay masked as seen and "
+                        "in the history), so `kerec finetune` with data.targets: gnn_holdout tunes the LLM on "
+                        "targets the GNN never saw (stacking; e.g. 0.1)")
     p.add_argument("--out", default=None,
                    help="folder for retriever.pt and TensorBoard logs (default: $KEREC_HOME/retriever, where "
                         "`kerec recommend` looks; KEREC_HOME defaults to ~/.cache/kerec)")

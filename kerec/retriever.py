@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kerec.data import (ColdStartSplit, Dataset, KerecError, Split, cold_start_split, leave_one_out, load_dataset,
-                        load_split, random_split)
+from kerec.data import (ColdStartSplit, Dataset, KerecError, Split, cold_start_split, gnn_holdout, leave_one_out,
+                        load_dataset, load_split, random_split, without_pairs)
 from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
 from kerec.gnn.checkpoint import Checkpoint, versions
 from kerec.gnn.distributed import DistContext
@@ -82,14 +82,27 @@ class Prepared:
     allowed_items: np.ndarray  # (I,) bool — items that can be recommended (all, or KG-linked only)
     linked_only: bool = False
     cold: ColdStartSplit | None = None  # with a cold-start slice: its items are outside allowed_items
+    # Training pairs the GNN does not learn from (None: it learns from all), kept for tuning an LLM on targets
+    # the GNN never saw; they stay in split.train, so they are masked as seen and shown as history.
+    gnn_holdout: np.ndarray | None = None
+
+    @property
+    def gnn_train(self) -> np.ndarray:
+        """shape: (n, 2) — the training pairs the GNN learns from: ``split.train`` without ``gnn_holdout``."""
+        if self.gnn_holdout is None:
+            return self.split.train
+        return without_pairs(self.split.train, self.gnn_holdout)
 
 
 def prepare(data: str | None = None, *, format: str = "auto", split: str = "random", seed: int = 2020,
-            linked_only: bool = True, cold_fraction: float | None = None) -> Prepared:
+            linked_only: bool = True, cold_fraction: float | None = None,
+            gnn_holdout_fraction: float | None = None) -> Prepared:
     """Load a dataset and split it. ``split``: "random" (per-user 8:1:1 with ``seed``), "loo", or a folder
     of ``train.tsv``/``valid.tsv``/``test.tsv``. ``linked_only`` keeps interactions with KG-linked items
     and ranks only those items (RecBole's KG-model protocol, the anchors' protocol). ``cold_fraction``
-    sets that share of items aside with all their interactions (see :func:`evaluate_cold_start`)."""
+    sets that share of items aside with all their interactions (see :func:`evaluate_cold_start`).
+    ``gnn_holdout_fraction`` keeps that share of each user's training pairs from the GNN (seeded;
+    :attr:`Prepared.gnn_holdout`)."""
     ds = load_dataset(data, format=format)
     if linked_only:
         ds = ds.with_linked_items_only()
@@ -108,7 +121,8 @@ def prepare(data: str | None = None, *, format: str = "auto", split: str = "rand
         parts = cold.warm
         allowed = allowed.copy()
         allowed[cold.cold_items] = False
-    return Prepared(ds, parts, _kg_tensors(ds), allowed, linked_only, cold)
+    holdout = None if gnn_holdout_fraction is None else gnn_holdout(parts.train, fraction=gnn_holdout_fraction, seed=seed)
+    return Prepared(ds, parts, _kg_tensors(ds), allowed, linked_only, cold, holdout)
 
 
 def _kg_tensors(dataset: Dataset) -> CKGTensors:
@@ -149,7 +163,7 @@ def popularity(prepared: Prepared, part: str) -> RankingResult:
 
 
 def build_graph(prepared: Prepared, spec: RetrieverSpec, item_text: np.ndarray | None) -> TrainingGraph:
-    return build_training_graph(prepared.graph_kg, prepared.split.train, use_kg=spec.use_kg,
+    return build_training_graph(prepared.graph_kg, prepared.gnn_train, use_kg=spec.use_kg,
                                 item_text=item_text if spec.use_text else None)
 
 
@@ -187,7 +201,8 @@ HEAD_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 def fit_item_head(model: Retriever, graph: TrainingGraph, prepared: Prepared, *, metric: str = "ndcg@10",
                   regs: Sequence[float] = HEAD_REGS, weights: Sequence[float] = HEAD_WEIGHTS) -> dict[str, object]:
-    """Fit the trained ``model``'s item–item head on the training split and choose its λ and mix α on the
+    """Fit the trained ``model``'s item–item head on the pairs the GNN learns from (:attr:`Prepared.gnn_train`)
+    and choose its λ and mix α on the
     validation split (``metric``): λ by the head alone, then α for the head fused with the GNN (α = 0,
     the GNN alone, is a candidate). Leaves the head set in ``model``; returns the search as plain data."""
     head = getattr(model, "head", None)
@@ -195,7 +210,7 @@ def fit_item_head(model: Retriever, graph: TrainingGraph, prepared: Prepared, *,
         raise KerecError("this retriever was built without item_head")
     started = time.perf_counter()
     head.mix.zero_()
-    ds, train_pairs = prepared.dataset, prepared.split.train
+    ds, train_pairs = prepared.dataset, prepared.gnn_train
     model.eval()
     with torch.no_grad():
         emb = model(graph)
@@ -264,7 +279,8 @@ def make_checkpoint(model: Retriever, graph: TrainingGraph, prepared: Prepared, 
                  "item_entity": ds.item_entity.tolist(), "allowed_items": prepared.allowed_items.tolist()},
         split={**{p: torch.from_numpy(prepared.split.part(p)) for p in ("train", "valid", "test")},
                **({"cold_items": torch.from_numpy(prepared.cold.cold_items),
-                   "cold_pairs": torch.from_numpy(prepared.cold.cold_pairs)} if prepared.cold else {})},
+                   "cold_pairs": torch.from_numpy(prepared.cold.cold_pairs)} if prepared.cold else {}),
+               **({"gnn_holdout": torch.from_numpy(prepared.gnn_holdout)} if prepared.gnn_holdout is not None else {})},
         item_text=graph.item_text,
         metrics={"best_epoch": state.best_epoch, **state.post,
                  "valid": {k: float(v) for k, v in state.history[state.best_epoch - 1].valid.items()} if state.best_epoch > 0 else {},
@@ -301,7 +317,8 @@ def prepare_from_checkpoint(checkpoint: Checkpoint, data: str | None = None, *, 
     cold = None
     if "cold_items" in checkpoint.split:
         cold = ColdStartSplit(split, checkpoint.split["cold_items"].numpy(), checkpoint.split["cold_pairs"].numpy())
-    return Prepared(ds, split, _kg_tensors(ds), allowed, bool(checkpoint.dataset.get("linked_only")), cold)
+    holdout = checkpoint.split["gnn_holdout"].numpy() if "gnn_holdout" in checkpoint.split else None
+    return Prepared(ds, split, _kg_tensors(ds), allowed, bool(checkpoint.dataset.get("linked_only")), cold, holdout)
 
 
 def load_config(path: str | Path) -> tuple[RetrieverSpec, TrainConfig]:

@@ -188,3 +188,28 @@ def cold_start_split(split: Split, num_items: int, *, fraction: float = 0.1, see
     warm = Split(*(p[~is_cold[p[:, 1]]] for p in (split.train, split.valid, split.test)),
                  protocol=f"{split.protocol}, {count} cold items removed")
     return ColdStartSplit(warm, cold, every[is_cold[every[:, 1]]])
+
+
+def gnn_holdout(train: np.ndarray, *, fraction: float, seed: int = 2020) -> np.ndarray:
+    """shape: (n, 2) — a seeded share ``fraction`` of each user's training pairs (``int(fraction · n_u)``, at
+    least one pair left to the user), in ``train``'s order.
+
+    These stay in the training split (masked as seen, shown as history) but the GNN does not learn from them:
+    an LLM tuned to correct the GNN (stacking) then trains on targets the GNN never saw, as at test time.
+    """
+    if not 0 < fraction < 1:
+        raise KerecError(f"gnn holdout fraction must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng([seed, 4])
+    keep: list[np.ndarray] = []
+    for group in _user_groups(train[:, 0]):
+        take = min(int(fraction * group.size), group.size - 1)
+        keep.append(group[rng.permutation(group.size)[:take]])
+    return _take(train, keep)
+
+
+def without_pairs(pairs: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """``pairs`` (n, 2) without the rows that appear in ``drop`` (m, 2), order kept."""
+    if drop.size == 0:
+        return pairs
+    width = int(max(pairs[:, 1].max(initial=0), drop[:, 1].max(initial=0))) + 1
+    return pairs[~np.isin(pairs[:, 0] * width + pairs[:, 1], drop[:, 0] * width + drop[:, 1])]

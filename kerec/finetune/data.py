@@ -9,6 +9,10 @@ recommender renders them at inference time:
   never interacted with in training (uniform, optionally some from the GNN's top scores — hard
   negatives), shuffled and lettered A…; each candidate's best evidence (:class:`~kerec.kg.evidence.EvidenceBuilder`,
   scored by the GNN when one is given) is numbered in the prompt. The answer is ``t``'s letter.
+  With ``DataConfig.targets: gnn_holdout`` the targets are only the training pairs the retriever's GNN did not
+  learn from (``kerec train retriever --gnn-holdout F``), each against all of the user's other training items,
+  as a held-out item is ranked at test time: an LLM trained to correct the GNN (``train.residual``) then learns
+  the GNN's errors on items it never saw, not on items it fitted (stacking).
 * **explanation** (``prompts/explanation.yaml``): the same construction for one item; the answer cites
   the item's real evidence by number: ``"<title> is recommended because <evidence 1> [1]; and <evidence 2> [2]."``,
   so it passes :func:`kerec.explain.check`.
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 
 KINDS = ("ranking", "explanation")
 RANKING_PROMPTS = ("ranking", "ranking-compact")
+TARGETS = ("train", "gnn_holdout")
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,9 @@ class DataConfig:
     ``hard_pool`` unseen items (needs a retriever); the rest are uniform. ``max_facts``: retrieved facts
     per sample handed to the soft prompt (best evidence first). ``prompt``: the ranking template, one of
     :data:`RANKING_PROMPTS`; ``candidate_titles``: whether the compact prompt names the candidates (the
-    full one always does); ``history_in_prompt``: the most recent history titles shown (0: none)."""
+    full one always does); ``history_in_prompt``: the most recent history titles shown (0: none).
+    ``targets``: which training pairs become samples — ``train`` (every one, history the items before it) or
+    ``gnn_holdout`` (only those the retriever's GNN was kept from, history all the user's other items)."""
 
     ranking_samples: int = 2000
     explanation_samples: int = 200
@@ -67,6 +74,7 @@ class DataConfig:
     min_history: int = 1
     prompt: str = "ranking"
     candidate_titles: bool = True
+    targets: str = "train"
     seed: int = 2020
 
     def __post_init__(self) -> None:
@@ -80,6 +88,8 @@ class DataConfig:
         for name in ("ranking_samples", "explanation_samples", "facts_in_prompt", "max_facts", "history_in_prompt"):
             if getattr(self, name) < 0:
                 raise RecipeError(f"data.{name} must be >= 0, got {getattr(self, name)}")
+        if self.targets not in TARGETS:
+            raise RecipeError(f"data.targets must be one of {', '.join(TARGETS)}, got {self.targets!r}")
         if self.prompt not in RANKING_PROMPTS:
             raise RecipeError(f"data.prompt must be one of {', '.join(RANKING_PROMPTS)}, got {self.prompt!r}")
         if not self.candidate_titles and self.prompt != "ranking-compact":
@@ -97,7 +107,8 @@ class InstructionSample:
 
     ``items``: candidate item indices in letter order (ranking) or ``(target,)`` (explanation);
     ``facts``: KG-node rows ``(head, relation, tail)`` of the retrieved evidence, best first, shape (F, 3);
-    ``history``: the user's training items before ``target``, oldest first (all of them, not only those shown).
+    ``history``: the user's training items before ``target`` (with ``targets: gnn_holdout``: all but ``target``),
+    oldest first (all of them, not only those shown).
     """
 
     kind: str
@@ -156,6 +167,9 @@ class InstructionBuilder:
                 raise FinetuneError("InstructionBuilder: pass the retriever's graph with its model")
             factory, emb = cached_fact_scorer(require_knowledge_retriever(model), graph, self.indexer)
             self._scorer, self._scores = factory, emb
+        if config.targets == "gnn_holdout" and prepared.gnn_holdout is None:
+            raise FinetuneError("data.targets: gnn_holdout needs a retriever trained with a GNN holdout "
+                                "(`kerec train retriever --gnn-holdout 0.1`); this one learnt from every training pair")
         if config.hard_negatives and model is None:
             raise FinetuneError("data.hard_negatives needs a trained retriever (retriever.checkpoint or pretraining)")
 
@@ -165,7 +179,7 @@ class InstructionBuilder:
         rng = np.random.default_rng(self.config.seed)
         targets = self._targets(rng)
         if not targets:
-            raise FinetuneError(f"no training interaction has {self.config.min_history} earlier training item(s) "
+            raise FinetuneError(f"no training interaction has {self.config.min_history} other training item(s) "
                                 "to serve as history; lower data.min_history")
         out: list[InstructionSample] = []
         picks = rng.permutation(len(targets))
@@ -188,8 +202,7 @@ class InstructionBuilder:
 
     def ranking_sample(self, user: int, position: int, rng: np.random.Generator) -> InstructionSample:
         """The ranking sample of the user's ``position``-th training item (time order)."""
-        items = self.history[user]
-        target, history = items[position], items[:position]
+        target, history = self._target(user, position)
         negatives = self.negatives(user, self.config.candidates - 1, rng)
         candidates = [target, *negatives]
         rng.shuffle(candidates)
@@ -200,8 +213,7 @@ class InstructionBuilder:
 
     def explanation_sample(self, user: int, position: int) -> InstructionSample | None:
         """The explanation sample of the user's ``position``-th training item, or None without evidence."""
-        items = self.history[user]
-        target, history = items[position], items[:position]
+        target, history = self._target(user, position)
         evidence = self._evidence(user, history, [target])[target][: self.config.evidence_per_item]
         if not evidence:
             return None
@@ -264,8 +276,21 @@ class InstructionBuilder:
     # ------------------------------------------------------------------ helpers
     def _targets(self, rng: np.random.Generator) -> list[tuple[int, int]]:
         del rng  # the order of eligible targets is fixed; the builder shuffles it
+        if self.config.targets == "gnn_holdout":
+            held = {(int(u), int(i)) for u, i in self.prepared.gnn_holdout}
+            return [(u, p) for u, items in sorted(self.history.items()) if len(items) > self.config.min_history
+                    for p, i in enumerate(items) if (u, i) in held]
         return [(u, p) for u, items in sorted(self.history.items())
                 for p in range(self.config.min_history, len(items))]
+
+    def _target(self, user: int, position: int) -> tuple[int, list[int]]:
+        """The user's ``position``-th training item and its history: the items before it, or with
+        ``targets: gnn_holdout`` all the user's other training items (a test item's history; a repeated
+        target's other interactions too, as the GNN was kept from all of them)."""
+        items = self.history[user]
+        if self.config.targets == "gnn_holdout":
+            return items[position], [i for i in items if i != items[position]]
+        return items[position], items[:position]
 
     def _evidence(self, user: int, history: Sequence[int], candidates: Sequence[int]) -> dict[int, list[Evidence]]:
         ext = self.dataset.items.external

@@ -118,3 +118,25 @@ def test_cold_start_split_moves_every_pair_of_cold_items(ml100k: Dataset) -> Non
     assert set(cs.cold_pairs[:, 1].tolist()) == cold
     with pytest.raises(KerecError, match="fraction"):
         cold_start_split(split, ml100k.num_items, fraction=1.5)
+
+
+def test_gnn_holdout_takes_a_seeded_share_of_each_users_training_pairs(ml100k: Dataset) -> None:
+    from kerec.data import gnn_holdout, without_pairs
+
+    split = random_split(ml100k, seed=1)
+    held = gnn_holdout(split.train, fraction=0.1, seed=3)
+    train = {(int(u), int(i)) for u, i in split.train}
+    assert {(int(u), int(i)) for u, i in held} <= train
+    per_user = np.bincount(split.train[:, 0], minlength=ml100k.num_users)
+    kept = np.bincount(held[:, 0], minlength=ml100k.num_users)
+    assert np.array_equal(kept, np.minimum((0.1 * per_user).astype(int), np.maximum(per_user - 1, 0)))
+    assert np.array_equal(held, gnn_holdout(split.train, fraction=0.1, seed=3))
+    assert not np.array_equal(held, gnn_holdout(split.train, fraction=0.1, seed=4))
+    rest = without_pairs(split.train, held)
+    assert len(rest) + len(held) == len(split.train)
+    assert not {(int(u), int(i)) for u, i in rest} & {(int(u), int(i)) for u, i in held}
+    # a user with 2 training pairs keeps one at any fraction
+    two = np.array([[0, 1], [0, 2], [1, 3]])
+    assert gnn_holdout(two, fraction=0.9).tolist() in ([[0, 1]], [[0, 2]])
+    with pytest.raises(KerecError, match="gnn holdout fraction"):
+        gnn_holdout(split.train, fraction=1.0)

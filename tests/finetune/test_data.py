@@ -139,3 +139,22 @@ def test_hard_negatives_come_from_the_gnn_top_pool_of_unseen_items(synth, synth_
         assert not set(negatives) & seen[s.user]
     with pytest.raises(FinetuneError, match="hard_negatives needs a trained retriever"):
         InstructionBuilder(synth, synth_store, config)
+
+
+def test_gnn_holdout_targets_are_pairs_the_gnn_never_saw_against_all_other_training_items(synth_dir, synth_store) -> None:
+    from kerec.retriever import prepare
+
+    held_out = prepare(str(synth_dir), split="random", seed=1, gnn_holdout_fraction=0.2)
+    config = DataConfig(ranking_samples=25, explanation_samples=3, candidates=10, targets="gnn_holdout", seed=7)
+    samples = InstructionBuilder(held_out, synth_store, config).build(progress=False)
+    held = {(int(u), int(i)) for u, i in held_out.gnn_holdout}
+    histories = train_histories(held_out)
+    assert [s.kind for s in samples].count("ranking") == 25
+    for s in samples:
+        assert (s.user, s.target) in held
+        assert list(s.history) == [i for i in histories[s.user] if i != s.target]  # every other training item
+        assert not set(s.items) - {s.target} & set(histories[s.user])  # negatives: never in training
+    with pytest.raises(FinetuneError, match="--gnn-holdout"):
+        InstructionBuilder(prepare(str(synth_dir), split="random", seed=1), synth_store, config)
+    with pytest.raises(RecipeError, match="data.targets"):
+        DataConfig(targets="valid")

@@ -152,3 +152,27 @@ def test_cold_start_slice_ranks_from_side_information(tmp_path: Path) -> None:
     assert set(results) == {"model", "popularity", "random"}
     assert results["model"].metrics["recall@10"] > results["random"].metrics["recall@10"] + 0.1, \
         {k: r.metrics["recall@10"] for k, r in results.items()}
+
+
+def test_gnn_holdout_pairs_stay_out_of_the_graph_and_survive_a_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    import kerec.retriever as retriever
+
+    grams = []  # the pairs the item head is fitted on
+    item_gram = retriever.item_gram
+    monkeypatch.setattr(retriever, "item_gram", lambda pairs, *a: grams.append(pairs) or item_gram(pairs, *a))
+    source = write_synthetic(tmp_path / "s")
+    prepared = prepare(str(source), split="random", seed=1, gnn_holdout_fraction=0.2)
+    held = {(int(u), int(i)) for u, i in prepared.gnn_holdout}
+    assert held and held <= {(int(u), int(i)) for u, i in prepared.split.train}
+    spec = RetrieverSpec(model="kerec", embedding_dim=8, use_text=False, item_head=True)
+    config = TrainConfig(epochs=2, batch_size=128)
+    model, graph, state = train_retriever(prepared, spec, config, progress=False)
+    in_graph = {(int(u), int(i)) for u, i in graph.train_pairs}
+    assert in_graph == {(int(u), int(i)) for u, i in prepared.split.train} - held
+    assert len(grams) == 1 and {(int(u), int(i)) for u, i in grams[0]} == in_graph  # the item head: the GNN's pairs
+    ckpt = Checkpoint.load(make_checkpoint(model, graph, prepared, spec, config, state).save(tmp_path / "r.pt"))
+    again = prepare_from_checkpoint(ckpt, str(source))
+    assert np.array_equal(again.gnn_holdout, prepared.gnn_holdout)
+    assert np.array_equal(again.split.train, prepared.split.train)  # still masked as seen
+    _, graph2 = load_retriever(ckpt, again)
+    assert torch.equal(graph2.train_pairs, graph.train_pairs)
