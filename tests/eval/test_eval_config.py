@@ -20,6 +20,9 @@ def test_shipped_configs_parse() -> None:
         config = load_eval_config(ROOT / "eval" / "configs" / f"{name}.yaml", check_paths=False)
         assert config.name == name and "kerec" in config.systems and config.protocols.full is not None
     assert len(load_eval_config(ROOT / "eval/configs/default.yaml", check_paths=False).seeds) == 3
+    for path in sorted((ROOT / "eval" / "configs").glob("*.yaml")):  # every shipped eval config, bases resolved
+        if not path.stem.startswith("retriever"):  # those are retriever settings (a config's retriever.base)
+            assert load_eval_config(path, check_paths=False).name == path.stem
 
 
 def test_defaults_fill_missing_sections() -> None:

@@ -10,10 +10,16 @@ from kerec.finetune.recipe import Recipe, load_recipe
 RECIPES = Path(__file__).resolve().parents[2] / "finetune"
 
 
-@pytest.mark.parametrize("name", ["cpu-tiny.yaml", "cpu-tiny-hard.yaml", "cpu-tiny-residual.yaml", "gpu-qlora.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("*.yaml")))
 def test_shipped_recipes_load(name: str) -> None:
     recipe = load_recipe(RECIPES / name)
     assert recipe.soft_tokens > 0
+
+
+def test_stacked_recipe_is_the_residual_one_on_gnn_holdout_targets() -> None:
+    stacked, residual = load_recipe(RECIPES / "cpu-tiny-stacked.yaml"), load_recipe(RECIPES / "cpu-tiny-residual.yaml")
+    assert stacked.data.targets == "gnn_holdout" and residual.data.targets == "train"
+    assert stacked.train == residual.train and stacked.train.residual > 0
 
 
 def test_gpu_recipe_is_qlora_on_a_half_billion_instruct_model() -> None:
