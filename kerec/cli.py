@@ -189,9 +189,12 @@ def _retriever_spec(args: argparse.Namespace) -> tuple[RetrieverSpec, TrainConfi
 
 def cmd_train_retriever(args: argparse.Namespace) -> None:
     spec, config = _retriever_spec(args)
+    if args.gnn_holdout_order != "random" and args.gnn_holdout is None:
+        raise KerecError("--gnn-holdout-order chooses the pairs --gnn-holdout keeps: give --gnn-holdout FRACTION too")
     ctx = init_from_env()  # under `torchrun --nproc_per_node N`: data-parallel over N processes
     prepared = prepare(args.data, format=args.format, split=args.split, seed=args.seed, linked_only=not args.all_items,
-                       cold_fraction=args.cold_start, gnn_holdout_fraction=args.gnn_holdout)
+                       cold_fraction=args.cold_start, gnn_holdout_fraction=args.gnn_holdout,
+                       gnn_holdout_order=args.gnn_holdout_order)
     if ctx.is_main:
         print(f"dataset {prepared.dataset.name}: split {prepared.split.protocol} {prepared.split.sizes()}")
         if prepared.gnn_holdout is not None:
@@ -411,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep this share of each user's training pairs from the GNN (they stay masked as seen and "
                         "in the history), so `kerec finetune` with data.targets: gnn_holdout tunes the LLM on "
                         "targets the GNN never saw (stacking; e.g. 0.1)")
+    p.add_argument("--gnn-holdout-order", choices=("random", "latest"), default="random",
+                   help="which pairs --gnn-holdout keeps: a seeded random share, or each user's latest by timestamp "
+                        "(with --split loo: then data.targets: gnn_holdout_next tunes on each user's next items)")
     p.add_argument("--out", default=None,
                    help="folder for retriever.pt and TensorBoard logs (default: $KEREC_HOME/retriever, where "
                         "`kerec recommend` looks; KEREC_HOME defaults to ~/.cache/kerec)")

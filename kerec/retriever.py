@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kerec.data import (ColdStartSplit, Dataset, KerecError, Split, cold_start_split, gnn_holdout, leave_one_out,
+from kerec.data import (ColdStartSplit, Dataset, KerecError, Split, cold_start_split, gnn_holdout, gnn_holdout_latest,
+                         leave_one_out,
                         load_dataset, load_split, random_split, without_pairs)
 from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
 from kerec.gnn.checkpoint import Checkpoint, versions
@@ -96,13 +97,14 @@ class Prepared:
 
 def prepare(data: str | None = None, *, format: str = "auto", split: str = "random", seed: int = 2020,
             linked_only: bool = True, cold_fraction: float | None = None,
-            gnn_holdout_fraction: float | None = None) -> Prepared:
+            gnn_holdout_fraction: float | None = None, gnn_holdout_order: str = "random") -> Prepared:
     """Load a dataset and split it. ``split``: "random" (per-user 8:1:1 with ``seed``), "loo", or a folder
     of ``train.tsv``/``valid.tsv``/``test.tsv``. ``linked_only`` keeps interactions with KG-linked items
     and ranks only those items (RecBole's KG-model protocol, the anchors' protocol). ``cold_fraction``
     sets that share of items aside with all their interactions (see :func:`evaluate_cold_start`).
-    ``gnn_holdout_fraction`` keeps that share of each user's training pairs from the GNN (seeded;
-    :attr:`Prepared.gnn_holdout`)."""
+    ``gnn_holdout_fraction`` keeps that share of each user's training pairs from the GNN
+    (:attr:`Prepared.gnn_holdout`): drawn with the seed (``gnn_holdout_order="random"``) or each user's
+    latest by timestamp (``"latest"``, for leave-one-out)."""
     ds = load_dataset(data, format=format)
     if linked_only:
         ds = ds.with_linked_items_only()
@@ -121,8 +123,23 @@ def prepare(data: str | None = None, *, format: str = "auto", split: str = "rand
         parts = cold.warm
         allowed = allowed.copy()
         allowed[cold.cold_items] = False
-    holdout = None if gnn_holdout_fraction is None else gnn_holdout(parts.train, fraction=gnn_holdout_fraction, seed=seed)
+    holdout = None
+    if gnn_holdout_fraction is not None:
+        if gnn_holdout_order == "latest":
+            holdout = gnn_holdout_latest(parts.train, train_timestamps(ds, parts.train), fraction=gnn_holdout_fraction)
+        elif gnn_holdout_order == "random":
+            holdout = gnn_holdout(parts.train, fraction=gnn_holdout_fraction, seed=seed)
+        else:
+            raise KerecError(f"unknown gnn holdout order {gnn_holdout_order!r}: use 'random' or 'latest'")
     return Prepared(ds, parts, _kg_tensors(ds), allowed, linked_only, cold, holdout)
+
+
+def train_timestamps(ds: Dataset, pairs: np.ndarray) -> np.ndarray:
+    """shape: (n,) — each (user, item) pair's interaction timestamp (its latest; 0 when missing)."""
+    inter = ds.interactions
+    stamps = np.nan_to_num(np.asarray(inter.timestamp, dtype=np.float64), nan=0.0)
+    when = {(int(u), int(i)): float(t) for u, i, t in zip(inter.user, inter.item, stamps)}
+    return np.array([when.get((int(u), int(i)), 0.0) for u, i in pairs], dtype=np.float64)
 
 
 def _kg_tensors(dataset: Dataset) -> CKGTensors:

@@ -157,6 +157,8 @@ def test_train_and_eval_retriever(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["eval", "retriever", "--data", data, "--model", "pop", "--part", "valid"]) == 0
     assert main(["eval", "retriever", "--data", data]) == 2  # KEREC_HOME is empty here: no default checkpoint
     assert "run `kerec train retriever` first" in capsys.readouterr().err
+    assert main(["train", "retriever", "--data", data, "--gnn-holdout-order", "latest", "--out", str(out)]) == 2
+    assert "give --gnn-holdout FRACTION too" in capsys.readouterr().err
 
 
 def test_recommend_prints_explained_lists_and_draws(tmp_path: Path, capsys: pytest.CaptureFixture[str],

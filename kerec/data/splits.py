@@ -207,6 +207,25 @@ def gnn_holdout(train: np.ndarray, *, fraction: float, seed: int = 2020) -> np.n
     return _take(train, keep)
 
 
+def gnn_holdout_latest(train: np.ndarray, when: np.ndarray, *, fraction: float) -> np.ndarray:
+    """shape: (n, 2) — each user's latest ``int(fraction · n_u)`` training pairs by ``when`` (n,) (their
+    timestamps; ties: the later row), at least one pair left to the user, in ``train``'s order.
+
+    :func:`gnn_holdout`'s temporal variant, for leave-one-out by time: the pairs an LLM is tuned on are then
+    each user's next items after the ones the GNN learnt from, as the test item is.
+    """
+    if not 0 < fraction < 1:
+        raise KerecError(f"gnn holdout fraction must be between 0 and 1, got {fraction}")
+    if len(when) != len(train):
+        raise KerecError(f"gnn holdout: {len(when)} timestamps for {len(train)} training pairs")
+    keep: list[np.ndarray] = []
+    for group in _user_groups(train[:, 0]):
+        take = min(int(fraction * group.size), group.size - 1)
+        order = group[np.lexsort((group, when[group]))]  # oldest first; ties by row
+        keep.append(order[group.size - take:])
+    return _take(train, keep)
+
+
 def without_pairs(pairs: np.ndarray, drop: np.ndarray) -> np.ndarray:
     """``pairs`` (n, 2) without the rows that appear in ``drop`` (m, 2), order kept."""
     if drop.size == 0:

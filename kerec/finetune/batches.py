@@ -25,12 +25,16 @@ from kerec.finetune.data import InstructionSample
 from kerec.finetune.errors import FinetuneError
 from kerec.finetune.soft_prompt import SOFT_TOKEN
 
+RECENT_ITEMS = 20
+"""How many of the history's most recent items a batch carries (``soft_prompt.recency`` reads ≤ this many)."""
+
 
 @dataclass(frozen=True)
 class Encoded:
     """One sample as token ids: ``prompt`` (up to the generation prompt), ``answer`` (may be empty when
     only scoring); ``slots``: per prompt position, -1 for text or ``n`` for the row's soft token ``n``
-    (inline placement), empty when the prompt has no placeholder."""
+    (inline placement), empty when the prompt has no placeholder; ``recent``: the history's last
+    :data:`RECENT_ITEMS` items, oldest first (what a projector with ``recency`` reads)."""
 
     prompt: list[int]
     answer: list[int]
@@ -38,6 +42,7 @@ class Encoded:
     items: tuple[int, ...]
     facts: tuple[tuple[int, int, int], ...]
     slots: tuple[int, ...] = ()
+    recent: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class Batch:
     """Shapes: ``input_ids``, ``attention_mask`` (B, L) left-padded; ``labels`` (B, A) — the last A
     tokens of each row, -100 where a shorter answer leaves room; ``users`` (B,); ``items`` (B, C) with
     ``item_mask`` (B, C) bool; ``facts`` (B, F, 3) with ``fact_mask`` (B, F) bool; ``slots`` (B, L) long —
-    the soft token placed at each position (inline placement), -1 for text and padding."""
+    the soft token placed at each position (inline placement), -1 for text and padding; ``recent`` (B, H)
+    the history's last items, oldest first, right-aligned (padding first), with ``recent_mask`` (B, H) bool."""
 
     input_ids: Tensor
     attention_mask: Tensor
@@ -56,6 +62,8 @@ class Batch:
     facts: Tensor
     fact_mask: Tensor
     slots: Tensor
+    recent: Tensor
+    recent_mask: Tensor
 
     def to(self, device: torch.device | str) -> Batch:
         return Batch(**{k: v.to(device) for k, v in self.__dict__.items()})
@@ -92,7 +100,8 @@ def encode(tokenizer: Any, sample: InstructionSample, *, with_answer: bool = Tru
         prompt, slots = tokenizer.encode(text.replace(SOFT_TOKEN, ""), add_special_tokens=False), []
     answer = tokenizer.encode(answer_text(tokenizer, sample.messages, sample.answer), add_special_tokens=False) \
         if with_answer else []
-    return Encoded(prompt, answer, sample.user, sample.items, sample.facts, tuple(slots))
+    return Encoded(prompt, answer, sample.user, sample.items, sample.facts, tuple(slots),
+                   tuple(sample.history[-RECENT_ITEMS:]))
 
 
 def tokenize_with_slots(tokenizer: Any, text: str) -> tuple[list[int], list[int]]:
@@ -132,6 +141,9 @@ def collate(rows: Sequence[Encoded], pad_id: int) -> Batch:
     fact_rows = torch.zeros((len(rows), facts, 3), dtype=torch.long)
     fact_mask = torch.zeros((len(rows), facts), dtype=torch.bool)
     slots = torch.full((len(rows), width), -1, dtype=torch.long)
+    depth = max(len(r.recent) for r in rows)
+    recent = torch.zeros((len(rows), depth), dtype=torch.long)
+    recent_mask = torch.zeros((len(rows), depth), dtype=torch.bool)
     for b, (r, s) in enumerate(zip(rows, seqs)):
         ids[b, width - len(s):] = torch.tensor(s)
         mask[b, width - len(s):] = 1
@@ -144,4 +156,8 @@ def collate(rows: Sequence[Encoded], pad_id: int) -> Batch:
         if r.facts:
             fact_rows[b, : len(r.facts)] = torch.tensor(r.facts)
             fact_mask[b, : len(r.facts)] = True
-    return Batch(ids, mask, labels, torch.tensor([r.user for r in rows]), items, item_mask, fact_rows, fact_mask, slots)
+        if r.recent:
+            recent[b, depth - len(r.recent):] = torch.tensor(r.recent)
+            recent_mask[b, depth - len(r.recent):] = True
+    return Batch(ids, mask, labels, torch.tensor([r.user for r in rows]), items, item_mask, fact_rows, fact_mask, slots,
+                 recent, recent_mask)

@@ -12,7 +12,9 @@ recommender renders them at inference time:
   With ``DataConfig.targets: gnn_holdout`` the targets are only the training pairs the retriever's GNN did not
   learn from (``kerec train retriever --gnn-holdout F``), each against all of the user's other training items,
   as a held-out item is ranked at test time: an LLM trained to correct the GNN (``train.residual``) then learns
-  the GNN's errors on items it never saw, not on items it fitted (stacking).
+  the GNN's errors on items it never saw, not on items it fitted (stacking). ``targets: gnn_holdout_next``
+  takes the same targets with the items before them as history, for a holdout of each user's latest pairs
+  (``--gnn-holdout-order latest``): the next items after those the GNN learnt from, as under leave-one-out.
 * **explanation** (``prompts/explanation.yaml``): the same construction for one item; the answer cites
   the item's real evidence by number: ``"<title> is recommended because <evidence 1> [1]; and <evidence 2> [2]."``,
   so it passes :func:`kerec.explain.check`.
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
 
 KINDS = ("ranking", "explanation")
 RANKING_PROMPTS = ("ranking", "ranking-compact")
-TARGETS = ("train", "gnn_holdout")
+TARGETS = ("train", "gnn_holdout", "gnn_holdout_next")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class DataConfig:
     :data:`RANKING_PROMPTS`; ``candidate_titles``: whether the compact prompt names the candidates (the
     full one always does); ``history_in_prompt``: the most recent history titles shown (0: none).
     ``targets``: which training pairs become samples — ``train`` (every one, history the items before it) or
-    ``gnn_holdout`` (only those the retriever's GNN was kept from, history all the user's other items)."""
+    ``gnn_holdout`` (only those the retriever's GNN was kept from, history all the user's other items) or
+    ``gnn_holdout_next`` (those, history the items before each)."""
 
     ranking_samples: int = 2000
     explanation_samples: int = 200
@@ -167,8 +170,8 @@ class InstructionBuilder:
                 raise FinetuneError("InstructionBuilder: pass the retriever's graph with its model")
             factory, emb = cached_fact_scorer(require_knowledge_retriever(model), graph, self.indexer)
             self._scorer, self._scores = factory, emb
-        if config.targets == "gnn_holdout" and prepared.gnn_holdout is None:
-            raise FinetuneError("data.targets: gnn_holdout needs a retriever trained with a GNN holdout "
+        if config.targets != "train" and prepared.gnn_holdout is None:
+            raise FinetuneError(f"data.targets: {config.targets} needs a retriever trained with a GNN holdout "
                                 "(`kerec train retriever --gnn-holdout 0.1`); this one learnt from every training pair")
         if config.hard_negatives and model is None:
             raise FinetuneError("data.hard_negatives needs a trained retriever (retriever.checkpoint or pretraining)")
@@ -276,17 +279,19 @@ class InstructionBuilder:
     # ------------------------------------------------------------------ helpers
     def _targets(self, rng: np.random.Generator) -> list[tuple[int, int]]:
         del rng  # the order of eligible targets is fixed; the builder shuffles it
-        if self.config.targets == "gnn_holdout":
+        if self.config.targets != "train":
             held = {(int(u), int(i)) for u, i in self.prepared.gnn_holdout}
             return [(u, p) for u, items in sorted(self.history.items()) if len(items) > self.config.min_history
-                    for p, i in enumerate(items) if (u, i) in held]
+                    for p, i in enumerate(items)
+                    if (u, i) in held and (self.config.targets == "gnn_holdout" or p >= self.config.min_history)]
         return [(u, p) for u, items in sorted(self.history.items())
                 for p in range(self.config.min_history, len(items))]
 
     def _target(self, user: int, position: int) -> tuple[int, list[int]]:
         """The user's ``position``-th training item and its history: the items before it, or with
         ``targets: gnn_holdout`` all the user's other training items (a test item's history; a repeated
-        target's other interactions too, as the GNN was kept from all of them)."""
+        target's other interactions too, as the GNN was kept from all of them); ``gnn_holdout_next``: the
+        items before it."""
         items = self.history[user]
         if self.config.targets == "gnn_holdout":
             return items[position], [i for i in items if i != items[position]]

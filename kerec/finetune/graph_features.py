@@ -94,12 +94,15 @@ def cached_fact_scorer(model: KnowledgeRetriever, graph: TrainingGraph, indexer:
 
 
 def graph_inputs(model: KnowledgeRetriever, graph: TrainingGraph, emb: Embeddings, knowledge: Tensor, users: Tensor,
-                 items: Tensor, item_mask: Tensor, facts: Tensor, fact_mask: Tensor) -> GraphInputs:
+                 items: Tensor, item_mask: Tensor, facts: Tensor, fact_mask: Tensor, recent: Tensor | None = None,
+                 recent_mask: Tensor | None = None) -> GraphInputs:
     """The projector's inputs, differentiable in the GNN: ``emb = model(graph)`` and
     ``knowledge = model.knowledge(graph)`` from the same step.
 
     Shapes: ``users`` (B,) long; ``items`` (B, C) long (padding any valid index) with ``item_mask`` (B, C);
-    ``facts`` (B, F, 3) long with ``fact_mask`` (B, F). Vectors are the retriever's final user and item
+    ``facts`` (B, F, 3) long with ``fact_mask`` (B, F); ``recent`` (B, H) long item indices with
+    ``recent_mask`` (B, H), optional. Vectors are the retriever's final user and item
     embeddings and :func:`fact_vectors` of its KG node states, all (…, d)."""
     return GraphInputs(user=emb.users[users], candidates=emb.items[items], candidate_mask=item_mask,
-                       facts=fact_vectors(model, graph, knowledge, facts), fact_mask=fact_mask)
+                       facts=fact_vectors(model, graph, knowledge, facts), fact_mask=fact_mask,
+                       recent=None if recent is None else emb.items[recent], recent_mask=recent_mask)

@@ -67,7 +67,8 @@ class JointModel(nn.Module):
             emb = emb if emb is not None else self.gnn(graph)
             knowledge = self.gnn.knowledge(graph)
         soft, soft_mask = self.projector(graph_inputs(self.gnn, graph, emb, knowledge, batch.users, batch.items,
-                                                      batch.item_mask, batch.facts, batch.fact_mask))
+                                                      batch.item_mask, batch.facts, batch.fact_mask,
+                                                      batch.recent, batch.recent_mask))
         if not inline:
             return splice(soft, soft_mask, text, mask)
         return fill_slots(soft, soft_mask, text, batch.slots), mask

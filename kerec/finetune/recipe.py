@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from kerec.finetune.batches import RECENT_ITEMS
 from kerec.finetune.data import DataConfig
 from kerec.finetune.errors import RecipeError
 from kerec.finetune.model import ADAPTERS
@@ -84,8 +85,10 @@ class SoftPromptSection:
     """``enabled``: graph soft prompt on/off (off: text-only prompts, the GNN learns from L_R and L_K only);
     ``graph_tokens`` context tokens, plus one per candidate with ``candidate_tokens``; ``placement``:
     ``prefix`` (all soft tokens before the text) or ``inline`` (at the compact prompt's placeholders: the
-    context tokens in the user line, each candidate's after its letter); ``relevance`` and
-    ``letter_slots``: see :class:`~kerec.finetune.soft_prompt.GraphSoftPrompt` (both need candidate tokens)."""
+    context tokens in the user line, each candidate's after its letter); ``relevance``, ``recency`` (the
+    m most recent history items each candidate is compared with, 0: off, at most
+    :data:`~kerec.finetune.batches.RECENT_ITEMS`) and ``letter_slots``: see
+    :class:`~kerec.finetune.soft_prompt.GraphSoftPrompt` (all need candidate tokens)."""
 
     enabled: bool = True
     graph_tokens: int = 2
@@ -94,12 +97,17 @@ class SoftPromptSection:
     placement: str = "prefix"
     relevance: bool = False  # add the candidate's standardised GNN score along a learnt direction
     letter_slots: bool = False  # candidate slots start as their letters' input embeddings
+    recency: int = 0  # add the candidate's standardised cosine with the m most recent history items (0: off)
 
     def __post_init__(self) -> None:
         _at_least(self, "soft_prompt", ("graph_tokens", "hidden_dim"), 1)
         if (self.relevance or self.letter_slots) and not self.candidate_tokens:
             raise RecipeError("soft_prompt.relevance and soft_prompt.letter_slots shape the candidate tokens: "
                               "they need candidate_tokens: true")
+        if not 0 <= self.recency <= RECENT_ITEMS:
+            raise RecipeError(f"soft_prompt.recency must be between 0 and {RECENT_ITEMS}, got {self.recency}")
+        if self.recency and not self.candidate_tokens:
+            raise RecipeError("soft_prompt.recency shapes the candidate tokens: it needs candidate_tokens: true")
         if self.placement not in PLACEMENTS:
             raise RecipeError(f"soft_prompt.placement must be one of {', '.join(PLACEMENTS)}, got {self.placement!r}")
 

@@ -135,7 +135,8 @@ def projector_args(recipe: Recipe, gnn: KnowledgeRetriever, base: Any) -> dict[s
     return {"graph_dim": gnn.user.embedding_dim, "llm_dim": int(base.config.hidden_size),
             "graph_tokens": sp.graph_tokens, "candidate_tokens": sp.candidate_tokens,
             "max_candidates": recipe.data.candidates, "hidden_dim": sp.hidden_dim,
-            "embedding_rms": embedding_rms(base.get_input_embeddings()), "relevance": sp.relevance}
+            "embedding_rms": embedding_rms(base.get_input_embeddings()), "relevance": sp.relevance,
+            "recency": sp.recency}
 
 
 def letter_ids(tokenizer: Any, count: int) -> list[int]:

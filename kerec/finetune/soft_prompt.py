@@ -11,7 +11,10 @@ order) and the vectors of the retrieved facts — and returns ``k = graph_tokens
   embedding of its letter position, in letter order; optionally (``relevance``) plus a learned direction
   scaled by the candidate's GNN score standardised over the row (:func:`standardised_scores`), and with
   slots that start as the letters' own input embeddings (``slot_init``), so that a token says from the
-  start which letter it belongs to and how much the GNN favours it.
+  start which letter it belongs to and how much the GNN favours it; optionally (``recency`` = m) plus a
+  second learnt direction scaled by the candidate's mean cosine with the user's m most recent history
+  items, standardised over the row (:func:`recency_scores`): the order of the history, which the GNN's
+  user vector (a function of the whole, unordered history) cannot carry.
 
 Each token is RMS-normalised and scaled per dimension by a learned gain initialised to the RMS of the LLM's
 own input embeddings, so soft tokens start at the scale of word embeddings. Two placements
@@ -46,13 +49,17 @@ class GraphInputs:
     """What the projector reads, per batch row.
 
     Shapes: ``user`` (B, d); ``candidates`` (B, C, d); ``candidate_mask`` (B, C) bool — False for padding;
-    ``facts`` (B, F, d); ``fact_mask`` (B, F) bool (F may be 0)."""
+    ``facts`` (B, F, d); ``fact_mask`` (B, F) bool (F may be 0); ``recent`` (B, H, d) — the history's last
+    H items, oldest first, right-aligned (padding first) — with ``recent_mask`` (B, H) bool; only a
+    projector with ``recency`` reads them."""
 
     user: Tensor
     candidates: Tensor
     candidate_mask: Tensor
     facts: Tensor
     fact_mask: Tensor
+    recent: Tensor | None = None
+    recent_mask: Tensor | None = None
 
 
 class GraphSoftPrompt(nn.Module):
@@ -61,7 +68,8 @@ class GraphSoftPrompt(nn.Module):
     Args (keyword-only): ``graph_dim`` d (the GNN's embedding size); ``llm_dim`` D (the LLM's hidden size);
     ``graph_tokens`` context tokens (≥ 1); ``candidate_tokens`` adds one token per candidate;
     ``max_candidates`` slot embeddings (20 letters); ``hidden_dim`` the MLPs' width; ``embedding_rms`` the
-    initial per-dimension gain (the RMS of the LLM's input embeddings).
+    initial per-dimension gain (the RMS of the LLM's input embeddings); ``relevance`` and ``recency``
+    (m most recent history items, 0: off) add their learnt directions to the candidate tokens.
 
     Shapes: ``forward`` returns tokens (B, k, D) and their mask (B, k) bool, ``k = graph_tokens + C`` with
     candidate tokens, else ``graph_tokens``.
@@ -69,10 +77,12 @@ class GraphSoftPrompt(nn.Module):
 
     def __init__(self, *, graph_dim: int, llm_dim: int, graph_tokens: int = 2, candidate_tokens: bool = True,
                  max_candidates: int = 20, hidden_dim: int = 256, embedding_rms: float = 1.0,
-                 relevance: bool = False, slot_init: Tensor | None = None) -> None:
+                 relevance: bool = False, recency: int = 0, slot_init: Tensor | None = None) -> None:
         super().__init__()
         if graph_tokens < 1:
             raise ValueError(f"graph_tokens must be >= 1, got {graph_tokens}")
+        if recency < 0 or (recency and not candidate_tokens):
+            raise ValueError(f"recency must be >= 0 and needs candidate tokens, got {recency}")
         self.graph_dim, self.llm_dim, self.graph_tokens = graph_dim, llm_dim, graph_tokens
         self.candidate_tokens, self.max_candidates = candidate_tokens, max_candidates
         self.context = nn.Sequential(nn.Linear(2 * graph_dim, hidden_dim), nn.GELU(),
@@ -87,6 +97,8 @@ class GraphSoftPrompt(nn.Module):
             # One learnt direction scaled by the candidate's standardised GNN score: the relevance a ranking
             # needs, linearly readable from every candidate token (an MLP of [c ; u ⊙ c] must learn to sum).
             self.relevance = nn.Parameter(0.5 * torch.randn(llm_dim)) if relevance else None
+        self.recency_items = recency
+        self.recency = nn.Parameter(0.5 * torch.randn(llm_dim)) if recency else None
         self.gain = nn.Parameter(torch.full((llm_dim,), float(embedding_rms)))
 
     def num_tokens(self, num_candidates: int) -> int:
@@ -116,6 +128,12 @@ class GraphSoftPrompt(nn.Module):
             if self.relevance is not None:
                 cand = cand + standardised_scores(inputs.user, inputs.candidates, inputs.candidate_mask
                                                   ).unsqueeze(-1) * self.relevance
+            if self.recency is not None:
+                if inputs.recent is None or inputs.recent_mask is None:
+                    raise ValueError("a projector with recency needs GraphInputs.recent and recent_mask")
+                m = self.recency_items
+                cand = cand + recency_scores(inputs.candidates, inputs.recent[:, -m:], inputs.recent_mask[:, -m:],
+                                             inputs.candidate_mask).unsqueeze(-1) * self.recency
             tokens = torch.cat([tokens, cand], 1)
             mask = torch.cat([mask, inputs.candidate_mask], 1)
         return self._scale(tokens), mask
@@ -128,6 +146,16 @@ def standardised_scores(user: Tensor, candidates: Tensor, mask: Tensor) -> Tenso
     """shape: (B, C) — each candidate's GNN score ``u · c``, standardised over its row's real candidates
     (padding 0). ``user`` (B, d), ``candidates`` (B, C, d), ``mask`` (B, C) bool."""
     return standardise_rows(torch.einsum("bd,bcd->bc", user, candidates), mask)
+
+
+def recency_scores(candidates: Tensor, recent: Tensor, recent_mask: Tensor, mask: Tensor) -> Tensor:
+    """shape: (B, C) — each candidate's mean cosine with the row's real ``recent`` items, standardised over
+    the row's real candidates (0 for a row without recent items, and for padding). ``candidates`` (B, C, d),
+    ``recent`` (B, H, d) with ``recent_mask`` (B, H) bool, ``mask`` (B, C) bool."""
+    cos = torch.einsum("bcd,bhd->bch", F.normalize(candidates, dim=-1), F.normalize(recent, dim=-1))
+    m = recent_mask.to(cos.dtype).unsqueeze(1)
+    mean = (cos * m).sum(-1) / m.sum(-1).clamp(min=1)
+    return standardise_rows(mean, mask & recent_mask.any(-1, keepdim=True))
 
 
 def serving_scores(emb: Embeddings, users: Tensor, items: Tensor, mask: Tensor) -> Tensor:

@@ -56,3 +56,20 @@ def test_collate_aligns_slots_with_left_padding(tokenizer) -> None:  # noqa: ANN
         assert batch.slots[b, start:start + len(enc.prompt)].tolist() == list(enc.slots)
     assert batch.slots[2].eq(-1).all()
     assert batch.slots[0].ge(0).sum() == 2 and batch.slots[1].ge(0).sum() == 3
+
+
+def test_collate_right_aligns_the_last_history_items(tokenizer) -> None:  # noqa: ANN001
+    from kerec.finetune.batches import RECENT_ITEMS
+
+    def with_history(history: tuple[int, ...]) -> InstructionSample:
+        s = sample("A. Heat\nB. Babe")
+        return InstructionSample(s.kind, s.user, s.target, history, s.items, s.facts, s.messages, s.answer)
+
+    long = tuple(range(100, 100 + RECENT_ITEMS + 5))
+    rows = [encode(tokenizer, with_history(h)) for h in ((7, 8), long, ())]
+    assert rows[0].recent == (7, 8) and rows[1].recent == long[-RECENT_ITEMS:] and rows[2].recent == ()
+    batch = collate(rows, tokenizer.pad_token_id)
+    assert batch.recent.shape == (3, RECENT_ITEMS)
+    assert batch.recent[0, -2:].tolist() == [7, 8] and batch.recent_mask[0].tolist() == [False] * (RECENT_ITEMS - 2) + [True, True]
+    assert batch.recent[1].tolist() == list(long[-RECENT_ITEMS:]) and batch.recent_mask[1].all()
+    assert not batch.recent_mask[2].any()

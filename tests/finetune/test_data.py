@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kerec.data import KerecError
 from kerec.explain import check
 from kerec.finetune.data import DataConfig, InstructionBuilder, train_histories
 from kerec.finetune.errors import FinetuneError, RecipeError
@@ -158,3 +159,27 @@ def test_gnn_holdout_targets_are_pairs_the_gnn_never_saw_against_all_other_train
         InstructionBuilder(prepare(str(synth_dir), split="random", seed=1), synth_store, config)
     with pytest.raises(RecipeError, match="data.targets"):
         DataConfig(targets="valid")
+
+
+def test_gnn_holdout_next_targets_are_each_users_latest_pairs_after_their_history(synth_dir, synth_store) -> None:
+    from kerec.retriever import prepare, train_timestamps
+
+    latest = prepare(str(synth_dir), split="loo", gnn_holdout_fraction=0.2, gnn_holdout_order="latest")
+    held = {(int(u), int(i)) for u, i in latest.gnn_holdout}
+    histories = train_histories(latest)
+    stamps = dict(zip(map(tuple, latest.split.train.tolist()), train_timestamps(latest.dataset, latest.split.train)))
+    assert len(set(stamps.values())) > 10  # real, varied timestamps: the order below is not vacuous
+    for u, items in histories.items():  # the holdout is each user's latest training pairs
+        kept = [stamps[(u, i)] for i in items if (u, i) in held]
+        rest = [stamps[(u, i)] for i in items if (u, i) not in held]
+        assert kept and rest and min(kept) >= max(rest)
+    config = DataConfig(ranking_samples=20, explanation_samples=2, candidates=10, targets="gnn_holdout_next", seed=7)
+    samples = InstructionBuilder(latest, synth_store, config).build(progress=False)
+    for s in samples:
+        assert (s.user, s.target) in held
+        items = histories[s.user]
+        assert list(s.history) == items[: items.index(s.target)]  # the items before it, oldest first
+    with pytest.raises(FinetuneError, match="data.targets: gnn_holdout_next needs"):
+        InstructionBuilder(prepare(str(synth_dir), split="loo"), synth_store, config)
+    with pytest.raises(KerecError, match="unknown gnn holdout order 'first'"):
+        prepare(str(synth_dir), split="loo", gnn_holdout_fraction=0.2, gnn_holdout_order="first")

@@ -51,6 +51,10 @@ def test_impossible_values_fail_before_training() -> None:
         Recipe.from_dict({"llm": {"quantization": "nf4", "adapter": "frozen"}})
     with pytest.raises(RecipeError, match="relevance and soft_prompt.letter_slots .* need candidate_tokens: true"):
         Recipe.from_dict({"soft_prompt": {"relevance": True, "candidate_tokens": False}})
+    with pytest.raises(RecipeError, match="soft_prompt.recency must be between 0 and 20, got 21"):
+        Recipe.from_dict({"soft_prompt": {"recency": 21}})
+    with pytest.raises(RecipeError, match="soft_prompt.recency .* needs candidate_tokens: true"):
+        Recipe.from_dict({"soft_prompt": {"recency": 3, "candidate_tokens": False}})
 
 
 def test_yaml_exponent_without_a_dot_is_a_number(tmp_path: Path) -> None:

@@ -132,3 +132,39 @@ def test_letter_slots_are_the_letters_embeddings_at_unit_rms(tiny_llm) -> None:
     raw = model.get_input_embeddings().weight[b].detach()
     assert torch.allclose(rows[1], raw / raw.pow(2).mean().sqrt(), atol=1e-6)
     assert torch.allclose(rows.pow(2).mean(-1), torch.ones(3), atol=1e-5)
+
+
+def test_recency_scores_are_the_standardised_mean_cosine_with_the_recent_items() -> None:
+    from kerec.finetune.soft_prompt import recency_scores
+
+    cands = torch.tensor([[[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0], [5.0, 5.0]]])  # the last one is padding
+    recent = torch.tensor([[[9.0, 9.0], [2.0, 0.0], [0.0, 1.0]]])  # the first one is padding
+    got = recency_scores(cands, recent, torch.tensor([[False, True, True]]), torch.tensor([[True, True, True, False]]))
+    mean = torch.tensor([0.5, 0.5, -0.5])  # mean cosine with (1, 0) and (0, 1), scale-free
+    z = (mean - mean.mean()) / (mean.var(unbiased=False) + 1e-6).sqrt()
+    assert torch.allclose(got, torch.cat([z, torch.zeros(1)]).unsqueeze(0), atol=1e-5)
+    # A row without recent items (no history) scores 0 everywhere, not NaN.
+    none = recency_scores(cands, recent, torch.zeros(1, 3, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool))
+    assert torch.equal(none, torch.zeros(1, 4))
+
+
+def test_recency_direction_orders_tokens_by_similarity_to_the_last_items_only() -> None:
+    proj = GraphSoftPrompt(graph_dim=2, llm_dim=32, graph_tokens=1, max_candidates=3, hidden_dim=8, recency=1)
+    with torch.no_grad():  # content MLP and slots silenced: what is left is recency · direction
+        for layer in proj.candidate:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.zero_(), layer.bias.zero_()
+        proj.slot.zero_()
+    cands = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+    # History oldest first: an old item along (1, 0), the most recent along (0, 1); recency=1 reads the last.
+    recent = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    ones = torch.ones(1, 2, dtype=torch.bool)
+    tokens, _ = proj(GraphInputs(torch.zeros(1, 2), cands, torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 0, 2),
+                                 torch.zeros(1, 0, dtype=torch.bool), recent, ones))
+    along = tokens[0, 1:] @ proj.recency.detach()
+    assert along.argsort(descending=True).tolist() == [1, 2, 0]
+    with pytest.raises(ValueError, match="needs GraphInputs.recent"):
+        proj(GraphInputs(torch.zeros(1, 2), cands, torch.ones(1, 3, dtype=torch.bool), torch.zeros(1, 0, 2),
+                         torch.zeros(1, 0, dtype=torch.bool)))
+    with pytest.raises(ValueError, match="recency must be >= 0 and needs candidate tokens"):
+        GraphSoftPrompt(graph_dim=2, llm_dim=32, candidate_tokens=False, recency=3)
