@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from kerec.eval.shards import Shard, batches
@@ -95,6 +96,18 @@ def retriever_scores(trained: Trained, tasks: Sequence[Task], batch: int = 512) 
     for chunk in batches(tasks, batch):
         rows = scorer(np.asarray([t.user for t in chunk], dtype=np.int64)).numpy()
         out.extend(row[t.items].astype(np.float64) for row, t in zip(rows, chunk))
+    return out
+
+
+def recency_scores(trained: Trained, tasks: Sequence[Task], histories: dict[int, list[int]], m: int) -> list[np.ndarray]:
+    """Each task's candidates' mean cosine with the user's ``m`` most recent ``histories`` items (oldest
+    first; :func:`kerec.finetune.data.train_histories`), in the system's item embeddings — the feature
+    ``soft_prompt.recency`` hands the tuned LLM, here without one. A user without history scores 0."""
+    items = torch.nn.functional.normalize(trained.embeddings.items.detach().float(), dim=-1).numpy()
+    out = []
+    for t in tasks:
+        recent = histories.get(t.user, [])[-m:]
+        out.append((items[t.items] @ items[recent].T).mean(1).astype(np.float64) if recent else np.zeros(len(t.items)))
     return out
 
 

@@ -54,13 +54,18 @@ FUSED = "fused"  # GNN + LLM, the weight chosen on the validation split
 # own fused score as trained by the residual loss (train.residual β > 0): ℓ + β·z(that GNN's score).
 TUNED_GNN, JOINT = "gnn-tuned", "joint"
 CHECKPOINT_SYSTEMS = (TUNED_GNN, JOINT)
-SYSTEMS: tuple[str, ...] = (*RETRIEVER_SYSTEMS, *LLM_SYSTEMS, FUSED, *CHECKPOINT_SYSTEMS)
+# The ablation of an LLM that reads the history's order (soft_prompt.recency): the candidate retriever's score
+# fused, as 'fused' fuses, with each candidate's standardised mean cosine to the user's protocols.candidates
+# .recency most recent training items (the retriever's item embeddings), the weight chosen on validation. No LLM.
+RECENCY = "gnn-recency"
+SYSTEMS: tuple[str, ...] = (*RETRIEVER_SYSTEMS, *LLM_SYSTEMS, FUSED, *CHECKPOINT_SYSTEMS, RECENCY)
 LABELS = {"random": "Random", "pop": "Pop", "bpr": "BPR-MF", "lightgcn": "LightGCN", "ease": "EASE (item–item, closed form)",
           "kerec": "kerec GNN (text + KG)", "kerec-no-kg": "kerec GNN without KG", "kerec-no-text": "kerec GNN without text",
           "kerec-no-lk": "kerec GNN without L_K", "llm": "LLM (untuned, facts as text)",
           "llm-tuned": "LLM tuned, facts as text", "llm-soft": "LLM tuned, graph soft prompt",
           "llm-both": "LLM tuned, soft prompt + facts", "fused": "GNN + LLM fused",
-          "gnn-tuned": "tuned GNN alone (finetune checkpoint)", "joint": "tuned GNN + LLM, as trained (ℓ + β·z)"}
+          "gnn-tuned": "tuned GNN alone (finetune checkpoint)", "joint": "tuned GNN + LLM, as trained (ℓ + β·z)",
+          "gnn-recency": "GNN + recency of the history, no LLM"}
 PROTOCOLS = ("full", "candidates", "explain", "cold_start")
 FULL_METRICS = ("recall", "ndcg", "hit", "mrr", "precision")
 SIGNIFICANCE_TESTS = ("auto", "wilcoxon", "ttest", "permutation")
@@ -112,7 +117,8 @@ class CandidatesSection:
     candidate retriever's own top-20. Retriever systems are scored on every held-out user; LLM systems on
     ``users`` test users sampled with the seed (0 = all) and ``valid_users`` validation users (to choose
     the fusion weight; skipped when ``fusion_weight`` is given). ``retriever``: the system whose
-    evidence, top-20 and GNN scores the LLM stage uses. ``llm_seeds``: LLM systems run on the first n seeds."""
+    evidence, top-20 and GNN scores the LLM stage uses. ``llm_seeds``: LLM systems run on the first n seeds.
+    ``recency``: the m most recent training items system ``gnn-recency`` compares each candidate with."""
 
     negatives: int = 19
     users: int = 50
@@ -121,6 +127,7 @@ class CandidatesSection:
     fusion_weight: float | None = None
     llm_seeds: int = 1
     batch: int = 8
+    recency: int = 5
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,8 @@ class EvalConfig:
 
     @property
     def llm_systems(self) -> tuple[str, ...]:
-        return tuple(s for s in self.systems if s in LLM_SYSTEMS or s == FUSED or s in CHECKPOINT_SYSTEMS)
+        return tuple(s for s in self.systems
+                     if s in LLM_SYSTEMS or s == FUSED or s in CHECKPOINT_SYSTEMS or s == RECENCY)
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -409,6 +417,7 @@ def _check_protocols(config: EvalConfig, src: str) -> None:
             raise EvalConfigError(f"{src}: protocols.candidates.retriever {cand.retriever!r} must be a trained "
                                   f"retriever among systems; valid here: {', '.join(trained) or '(none listed)'}")
         _at_least(src, "protocols.candidates.negatives", cand.negatives, 1)
+        _at_least(src, "protocols.candidates.recency", cand.recency, 1)
         if cand.negatives + 1 > 20 and llm_systems:
             raise EvalConfigError(f"{src}: the LLM letters at most 20 candidates; protocols.candidates.negatives "
                                   f"must be at most 19, got {cand.negatives}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kerec.eval.config import (CHECKPOINT_SYSTEMS, FUSED, JOINT, LLM_SYSTEMS, RETRIEVER_SYSTEMS, TUNED_GNN, EvalConfig,
+from kerec.eval.config import (CHECKPOINT_SYSTEMS, FUSED, JOINT, LLM_SYSTEMS, RECENCY, RETRIEVER_SYSTEMS, TUNED_GNN, EvalConfig,
                                EvalConfigError, dataset_key, load_eval_config)
 from kerec.eval.report import EvalReport, environment, write_report
 from kerec.eval.shards import Shard
@@ -138,7 +138,7 @@ class _Run:
         variants = {"random negatives": cp.negative_tasks(prepared, "test", users, seed, section.negatives),
                     "GNN top-20": cp.top_tasks(cand, users, seed)}
         base_key = {"train": train_key(self.config, section.retriever, seed), "candidates": asdict(section),
-                    "llm": asdict(self.config.llm)}
+                    "llm": asdict(self.config.llm), "finetune": self._finetune_id()}
         llm_systems = [s for s in self.config.systems if s in LLM_SYSTEMS]
         checkpoint_systems = [s for s in self.config.systems if s in CHECKPOINT_SYSTEMS]
         if JOINT in checkpoint_systems and self.tuned().residual <= 0:
@@ -161,6 +161,17 @@ class _Run:
             if self.fusion_weight is None and fused_with == "llm":
                 # The explanation protocol ranks with the untuned LLM: a weight chosen for a tuned one is not its.
                 self.fusion_weight = fusion["weight"]
+        histories = None
+        if RECENCY in self.config.systems:
+            from kerec.finetune.data import train_histories
+
+            histories = train_histories(prepared)
+            vusers = cp.sample_users(prepared, "valid", section.valid_users, seed)
+            vtasks = cp.negative_tasks(prepared, "valid", vusers, seed, section.negatives)
+            weight, sweep = cp.choose_weight(cp.retriever_scores(cand, vtasks),
+                                             cp.recency_scores(cand, vtasks, histories, section.recency), vtasks)
+            fusion.update(recency_weight=weight, recency_chosen_on=f"valid ACC, {len(vtasks)} users",
+                          recency_sweep=sweep, recency_items=section.recency)
         stage: dict[str, dict[str, Any]] = {}
         for variant, tasks in variants.items():
             gnn = cp.retriever_scores(cand, tasks)
@@ -174,6 +185,9 @@ class _Run:
                 rows[system] = cp.rank_metrics(llm, tasks)
                 if system == fused_with and FUSED in self.config.systems:
                     rows[FUSED] = cp.rank_metrics(cp.fuse(gnn, llm, fusion["weight"]), tasks)
+            if histories is not None:
+                recency = cp.recency_scores(cand, tasks, histories, section.recency)
+                rows[RECENCY] = cp.rank_metrics(cp.fuse(gnn, recency, fusion["recency_weight"]), tasks)
             if checkpoint_systems:
                 tuned_gnn = self._tuned_gnn_scores(tasks, ids)
                 rows[TUNED_GNN] = cp.rank_metrics(tuned_gnn, tasks)
@@ -185,12 +199,17 @@ class _Run:
                     rows[JOINT] = cp.rank_metrics([lp + beta * z for lp, z in zip(llm, tuned_gnn)], tasks)
                 rows = {s: m for s, m in rows.items() if s != TUNED_GNN or s in checkpoint_systems}
             stage[variant] = {s: {k: float(v.mean()) for k, v in m.items()} | {"users": len(tasks)} for s, m in rows.items()}
-            for system in [*llm_systems, FUSED, *checkpoint_systems]:
+            for system in [*llm_systems, FUSED, *checkpoint_systems, RECENCY]:
                 if system in rows:  # paired over the sampled users: ACC of this system vs the GNN alone
                     test = paired_test(rows[system]["acc"], rows[section.retriever]["acc"], metric="acc",
                                        test=self.config.significance.test, permutations=self.config.significance.permutations)
                     stage[variant][system]["vs_gnn"] = {"test": test.test, "p_value": test.p_value,
                                                         "wins": test.a_wins, "losses": test.b_wins}
+            if FUSED in rows and RECENCY in rows:  # does the LLM add more than the feature it was handed?
+                test = paired_test(rows[FUSED]["acc"], rows[RECENCY]["acc"], metric="acc",
+                                   test=self.config.significance.test, permutations=self.config.significance.permutations)
+                stage[variant][FUSED]["vs_recency"] = {"test": test.test, "p_value": test.p_value,
+                                                       "wins": test.a_wins, "losses": test.b_wins}
         return fusion, stage
 
     def llm(self) -> Any:
@@ -223,6 +242,14 @@ class _Run:
             self._tuned = TunedRanker.load(self.config.llm.finetune, data=data, batch_size=self.config.llm.batch_size,
                                            engine=self.config.llm.tuned_engine)
         return self._tuned
+
+    def _finetune_id(self) -> str | None:
+        """The tuned checkpoint's content hash (LLM scores are keyed by it, not by its path alone)."""
+        if not self.config.llm.finetune:
+            return None
+        from kerec.finetune.checkpoint import fingerprint
+
+        return fingerprint(self.config.llm.finetune)
 
     def _scorer(self, system: str, seed: int) -> Any:
         if system == "llm":

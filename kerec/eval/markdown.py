@@ -122,10 +122,18 @@ def _candidates(r: dict[str, Any]) -> list[str]:
         rows = [[LABELS.get(s, s), *(_cell(per, m) for m in CANDIDATE_METRICS), str(next(iter(per.values()))["users"]),
                  _vs(per)] for s, per in systems.items()]
         lines += _table(["system", "ACC", "Recall@3", "Recall@5", "ValidRatio", "users", "ACC vs GNN: p (wins/losses)"], rows)
+        vs = [(seed, m["vs_recency"]) for seed, m in systems.get("fused", {}).items() if m.get("vs_recency")]
+        if vs:
+            lines += ["GNN + LLM fused vs GNN + recency, no LLM (ACC, paired over the users): " + "; ".join(
+                f"seed {seed} {t['test']} p = {t['p_value']:.3g} ({t['wins']}/{t['losses']})" for seed, t in vs), ""]
     for seed, f in c.get("fusion", {}).items():
         if f.get("weight") is not None:
             sweep = " · ".join(f"w={w}: {v:.3f}" for w, v in f.get("sweep", {}).items())
             lines += [f"Fusion (seed {seed}): weight **{f['weight']}** ({f['chosen_on']}) with {f['llm']}. {sweep}", ""]
+        if f.get("recency_weight") is not None:
+            sweep = " · ".join(f"w={w}: {v:.3f}" for w, v in f.get("recency_sweep", {}).items())
+            lines += [f"GNN + recency, no LLM (seed {seed}): weight **{f['recency_weight']}** ({f['recency_chosen_on']}; "
+                      f"{f['recency_items']} most recent training items). {sweep}", ""]
     return lines
 
 

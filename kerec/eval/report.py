@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from kerec.eval.config import LABELS, split_sha256
+from kerec.eval.config import LABELS, RECENCY, split_sha256
 from kerec.eval.stats import mean_std, paired_over_seeds, paired_test
 
 
@@ -179,7 +179,8 @@ def headline(results: dict[str, Any]) -> list[str]:
     for variant, rows in stage.items():
         gnn = _seed_mean(rows.get(gnn_name, {}), "acc")
         parts = [f"{LABELS.get(s, s)} {_seed_mean(r, 'acc'):.3f}" for s, r in rows.items() if s not in (gnn_name,)]
-        best = max(((s, _seed_mean(r, "acc")) for s, r in rows.items() if s not in (gnn_name, "random")),
+        # the best system with an LLM (gnn-recency is the no-LLM ablation)
+        best = max(((s, _seed_mean(r, "acc")) for s, r in rows.items() if s not in (gnn_name, "random", RECENCY)),
                    key=lambda kv: kv[1], default=None)
         if best is not None and gnn is not None:
             tests = [r.get("vs_gnn") for r in rows[best[0]].values() if r.get("vs_gnn")]

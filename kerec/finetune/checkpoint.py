@@ -94,6 +94,23 @@ def resolve(folder: str | Path) -> Path:
     return folder
 
 
+def fingerprint(folder: str | Path) -> str:
+    """A content hash of the checkpoint ``folder`` resolves to (its ``finetune.pt`` and adapter files, not the
+    optimizer): what results computed from it are keyed by, so a run retrained into the same folder is not
+    mistaken for the old one."""
+    import hashlib
+
+    step = resolve(folder)
+    digest = hashlib.sha256()
+    for path in [step / "finetune.pt", *sorted((step / "adapter").glob("*"))]:
+        if path.is_file():
+            digest.update(path.name.encode())
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def _load(path: Path) -> Any:
     if not path.is_file():
         raise FinetuneCheckpointError(f"{path}: missing; the checkpoint folder is incomplete")

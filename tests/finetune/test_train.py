@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,31 @@ def test_lm_loss_alone_reaches_the_gnn(synth_dir: Path, tiny_llm: Path, tmp_path
         assert grad is not None and grad.abs().sum() > 0, name
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.llm.named_parameters() if "lora_" in n)
     assert all(p.grad is None for n, p in model.llm.named_parameters() if "lora_" not in n)  # base frozen
+
+
+def test_recency_tokens_read_the_history_order_and_the_lm_loss_trains_them(synth_dir: Path, tiny_llm: Path,
+                                                                           tmp_path: Path) -> None:
+    recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path, data=COMPACT["data"],
+                         soft_prompt={**COMPACT["soft_prompt"], "recency": 3})
+    prepared, gnn, graph, _ = setup.retriever(recipe, progress=False)
+    samples = [s for s in setup.samples(recipe, prepared, gnn, graph, None, progress=False)
+               if s.kind == "ranking" and len(s.history) >= 4][:4]
+    base = setup.load_llm(recipe, "cpu")
+    model = setup.joint_model(recipe, base.model, gnn)
+    assert model.projector.recency_items == 3
+    batch = collate([encode(base.tokenizer, s) for s in samples], base.tokenizer.pad_token_id)
+    assert [batch.recent[b][batch.recent_mask[b]].tolist() for b in range(len(samples))] == \
+        [list(s.history[-20:]) for s in samples]
+    l_llm, _, _ = model(graph, batch)
+    l_llm.backward()
+    assert model.projector.recency.grad is not None and model.projector.recency.grad.abs().sum() > 0
+    # The soft tokens depend on which items are the most recent: reversing the history changes them.
+    with torch.no_grad():
+        before, _ = model.inputs(graph, batch)
+        flipped = collate([encode(base.tokenizer, replace(s, history=s.history[::-1])) for s in samples],
+                          base.tokenizer.pad_token_id)
+        after, _ = model.inputs(graph, flipped)
+    assert not torch.allclose(before, after)
 
 
 def test_frozen_llm_variant_trains_only_projector_and_gnn(synth_dir: Path, tiny_llm: Path, tmp_path: Path) -> None:
@@ -291,7 +317,7 @@ def test_eval_scores_the_tuned_gnn_and_the_joint_ranking_of_a_residual_run(synth
     finetune(tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 2, "residual": 2.0}, **twenty),
              progress=False)
     raw = {"name": "synth", "dataset": {"path": str(synth_dir)}, "seeds": [1],
-           "systems": ["random", "kerec", "llm-soft", "gnn-tuned", "joint"],
+           "systems": ["random", "kerec", "llm-soft", "fused", "gnn-tuned", "joint", "gnn-recency"],
            "retriever": {"model": {"embedding_dim": 16, "use_text": False},
                          "train": {"epochs": 5, "batch_size": 64, "lr": 0.01, "patience": 5}},
            "protocols": {"candidates": {"negatives": 7, "users": 8, "batch": 4}},
@@ -315,6 +341,18 @@ def test_eval_scores_the_tuned_gnn_and_the_joint_ranking_of_a_residual_run(synth
     for system, scores in (("joint", ranker.joint_scores(*args)), ("gnn-tuned", ranker.gnn_scores(*args))):
         want = cp.rank_metrics(list(scores), tasks)
         assert {m: rows[system]["1"][m] for m in want} == pytest.approx({m: float(v.mean()) for m, v in want.items()})
+    # gnn-recency: the reference GNN fused with the recency cosine, the weight chosen on validation; no LLM.
+    from kerec.finetune.data import train_histories
+
+    fusion = report.results["candidates"]["fusion"]["1"]
+    assert fusion["recency_items"] == 5 and str(fusion["recency_weight"]) in fusion["recency_sweep"]
+    reference = Systems(config_from_dict(raw), tmp_path / "work", progress=False).get("kerec", 1)
+    recent = cp.recency_scores(reference, tasks, train_histories(prepared), 5)
+    want = cp.rank_metrics(cp.fuse(cp.retriever_scores(reference, tasks), recent, fusion["recency_weight"]), tasks)
+    assert {m: rows["gnn-recency"]["1"][m] for m in want} == pytest.approx({m: float(v.mean()) for m, v in want.items()})
+    assert set(rows["fused"]["1"]["vs_recency"]) == {"test", "p_value", "wins", "losses"}  # the LLM vs its feature
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "GNN + recency, no LLM (seed 1)" in text and "GNN + LLM fused vs GNN + recency, no LLM" in text
     # joint reuses the llm-soft letters: one shard per variant, not two.
     assert len(list((tmp_path / "work" / "shards").glob("llm-soft-seed1-test-*.jsonl"))) == 2
     assert "tuned GNN + LLM, as trained" in (tmp_path / "out" / "report.md").read_text()
