@@ -31,12 +31,10 @@ def main() -> None:
     ext_items = [[items.external(int(i)) for i in t.items] for t in tasks]
     letters, gnn = ranker.letter_logprobs(ext_users, ext_items), ranker.gnn_scores(ext_users, ext_items)
     with torch.no_grad():
-        vectors = torch.nn.functional.normalize(ranker.model.gnn(ranker.graph).items, dim=-1).numpy()
-    history = train_histories(prepared)
+        recency = cp.recency_scores(ranker.model.gnn(ranker.graph).items, tasks, train_histories(prepared), args.recency)
     r_rec, r_gnn, hits = [], [], {"LLM letters": 0, "tuned GNN": 0, "recency": 0}
-    for n, t in enumerate(tasks):
+    for n, (t, rec) in enumerate(zip(tasks, recency)):
         c = len(t.items)
-        rec = (vectors[t.items] @ vectors[history[t.user][-args.recency:]].T).mean(1)
         llm, z = letters[n][:c], gnn[n][:c]
         r_rec.append(np.corrcoef(llm, rec)[0, 1])
         r_gnn.append(np.corrcoef(llm, z)[0, 1])

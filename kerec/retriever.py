@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kerec.data import (ColdStartSplit, Dataset, KerecError, Split, cold_start_split, gnn_holdout, gnn_holdout_latest,
-                         leave_one_out,
+from kerec.data import (ColdStartSplit, Dataset, KerecError, Split, cold_start_split, gnn_holdout, leave_one_out,
                         load_dataset, load_split, random_split, without_pairs)
 from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
 from kerec.gnn.checkpoint import Checkpoint, versions
@@ -123,19 +122,18 @@ def prepare(data: str | None = None, *, format: str = "auto", split: str = "rand
         parts = cold.warm
         allowed = allowed.copy()
         allowed[cold.cold_items] = False
+    if gnn_holdout_order not in ("random", "latest"):
+        raise KerecError(f"unknown gnn holdout order {gnn_holdout_order!r}: use 'random' or 'latest'")
     holdout = None
     if gnn_holdout_fraction is not None:
-        if gnn_holdout_order == "latest":
-            holdout = gnn_holdout_latest(parts.train, train_timestamps(ds, parts.train), fraction=gnn_holdout_fraction)
-        elif gnn_holdout_order == "random":
-            holdout = gnn_holdout(parts.train, fraction=gnn_holdout_fraction, seed=seed)
-        else:
-            raise KerecError(f"unknown gnn holdout order {gnn_holdout_order!r}: use 'random' or 'latest'")
+        when = train_timestamps(ds, parts.train) if gnn_holdout_order == "latest" else None
+        holdout = gnn_holdout(parts.train, fraction=gnn_holdout_fraction, seed=seed, when=when)
     return Prepared(ds, parts, _kg_tensors(ds), allowed, linked_only, cold, holdout)
 
 
 def train_timestamps(ds: Dataset, pairs: np.ndarray) -> np.ndarray:
-    """shape: (n,) — each (user, item) pair's interaction timestamp (its latest; 0 when missing)."""
+    """shape: (n,) — each (user, item) pair's interaction timestamp (the last listed when a pair repeats; 0 when
+    missing)."""
     inter = ds.interactions
     stamps = np.nan_to_num(np.asarray(inter.timestamp, dtype=np.float64), nan=0.0)
     when = {(int(u), int(i)): float(t) for u, i, t in zip(inter.user, inter.item, stamps)}

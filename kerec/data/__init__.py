@@ -12,15 +12,15 @@ from kerec.data.embedded import DEFAULT_DATASET, default_dataset_dir
 from kerec.data.errors import DataFormatError, KerecError, UnknownIdError
 from kerec.data.idmap import IdMap
 from kerec.data.kgat import is_kgat_dir, load_kgat
-from kerec.data.splits import (ColdStartSplit, Split, cold_start_split, gnn_holdout, gnn_holdout_latest, leave_one_out,
-                               load_split, random_split, save_split, without_pairs)
+from kerec.data.splits import (ColdStartSplit, Split, cold_start_split, gnn_holdout, leave_one_out, load_split,
+                               random_split, save_split, without_pairs)
 
 FORMATS = ("auto", "atomic", "kgat")
 
 __all__ = [
     "Attribute", "ColdStartSplit", "DataFormatError", "Dataset", "DEFAULT_DATASET", "FORMATS", "IdMap", "Interactions",
-    "KerecError", "Split", "UnknownIdError", "cold_start_split", "default_dataset_dir", "gnn_holdout", "gnn_holdout_latest",
-    "leave_one_out", "load_atomic", "load_dataset", "load_kgat", "load_split", "random_split", "save_split", "without_pairs",
+    "KerecError", "Split", "UnknownIdError", "cold_start_split", "default_dataset_dir", "gnn_holdout", "leave_one_out",
+    "load_atomic", "load_dataset", "load_kgat", "load_split", "random_split", "save_split", "without_pairs",
 ]
 
 

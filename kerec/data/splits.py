@@ -190,39 +190,28 @@ def cold_start_split(split: Split, num_items: int, *, fraction: float = 0.1, see
     return ColdStartSplit(warm, cold, every[is_cold[every[:, 1]]])
 
 
-def gnn_holdout(train: np.ndarray, *, fraction: float, seed: int = 2020) -> np.ndarray:
-    """shape: (n, 2) — a seeded share ``fraction`` of each user's training pairs (``int(fraction · n_u)``, at
-    least one pair left to the user), in ``train``'s order.
+def gnn_holdout(train: np.ndarray, *, fraction: float, seed: int = 2020, when: np.ndarray | None = None) -> np.ndarray:
+    """shape: (n, 2) — a share ``fraction`` of each user's training pairs (``int(fraction · n_u)``, at least one
+    pair left to the user), in ``train``'s order: drawn with ``seed``, or with ``when`` (n,) — the pairs'
+    timestamps — each user's latest (ties: the later row).
 
     These stay in the training split (masked as seen, shown as history) but the GNN does not learn from them:
-    an LLM tuned to correct the GNN (stacking) then trains on targets the GNN never saw, as at test time.
+    an LLM tuned to correct the GNN (stacking) then trains on targets the GNN never saw, as at test time. The
+    latest ones suit leave-one-out by time: they are each user's next items after those the GNN learnt from,
+    as the test item is.
     """
     if not 0 < fraction < 1:
         raise KerecError(f"gnn holdout fraction must be between 0 and 1, got {fraction}")
+    if when is not None and len(when) != len(train):
+        raise KerecError(f"gnn holdout: {len(when)} timestamps for {len(train)} training pairs")
     rng = np.random.default_rng([seed, 4])
     keep: list[np.ndarray] = []
     for group in _user_groups(train[:, 0]):
         take = min(int(fraction * group.size), group.size - 1)
-        keep.append(group[rng.permutation(group.size)[:take]])
-    return _take(train, keep)
-
-
-def gnn_holdout_latest(train: np.ndarray, when: np.ndarray, *, fraction: float) -> np.ndarray:
-    """shape: (n, 2) — each user's latest ``int(fraction · n_u)`` training pairs by ``when`` (n,) (their
-    timestamps; ties: the later row), at least one pair left to the user, in ``train``'s order.
-
-    :func:`gnn_holdout`'s temporal variant, for leave-one-out by time: the pairs an LLM is tuned on are then
-    each user's next items after the ones the GNN learnt from, as the test item is.
-    """
-    if not 0 < fraction < 1:
-        raise KerecError(f"gnn holdout fraction must be between 0 and 1, got {fraction}")
-    if len(when) != len(train):
-        raise KerecError(f"gnn holdout: {len(when)} timestamps for {len(train)} training pairs")
-    keep: list[np.ndarray] = []
-    for group in _user_groups(train[:, 0]):
-        take = min(int(fraction * group.size), group.size - 1)
-        order = group[np.lexsort((group, when[group]))]  # oldest first; ties by row
-        keep.append(order[group.size - take:])
+        if when is None:
+            keep.append(group[rng.permutation(group.size)[:take]])
+        else:  # oldest first, ties by row; the last ``take``
+            keep.append(group[np.lexsort((group, when[group]))][group.size - take:])
     return _take(train, keep)
 
 

@@ -99,15 +99,20 @@ def retriever_scores(trained: Trained, tasks: Sequence[Task], batch: int = 512) 
     return out
 
 
-def recency_scores(trained: Trained, tasks: Sequence[Task], histories: dict[int, list[int]], m: int) -> list[np.ndarray]:
+def recency_scores(items: torch.Tensor, tasks: Sequence[Task], histories: dict[int, list[int]], m: int) -> list[np.ndarray]:
     """Each task's candidates' mean cosine with the user's ``m`` most recent ``histories`` items (oldest
-    first; :func:`kerec.finetune.data.train_histories`), in the system's item embeddings — the feature
-    ``soft_prompt.recency`` hands the tuned LLM, here without one. A user without history scores 0."""
-    items = torch.nn.functional.normalize(trained.embeddings.items.detach().float(), dim=-1).numpy()
+    first; :func:`kerec.finetune.data.train_histories`) in the item embeddings ``items`` (I, d):
+    :func:`kerec.finetune.soft_prompt.recent_cosine`, the feature ``soft_prompt.recency`` hands the tuned LLM,
+    here without one. A user without history scores 0."""
+    from kerec.finetune.soft_prompt import recent_cosine
+
+    items = items.detach().float()
     out = []
     for t in tasks:
-        recent = histories.get(t.user, [])[-m:]
-        out.append((items[t.items] @ items[recent].T).mean(1).astype(np.float64) if recent else np.zeros(len(t.items)))
+        recent = torch.as_tensor(histories.get(t.user, [])[-m:], dtype=torch.long)
+        cos = recent_cosine(items[torch.as_tensor(t.items)][None], items[recent][None],
+                            torch.ones(1, len(recent), dtype=torch.bool))
+        out.append(cos[0].numpy().astype(np.float64))
     return out
 
 

@@ -147,16 +147,19 @@ class _Run:
                                   "drop 'joint' (use 'fused')")
         fused_with = llm_systems[0] if llm_systems else None
         fusion: dict[str, Any] = {"llm": fused_with}
+        vtasks, vgnn = [], []  # validation tasks and GNN scores, for the weights chosen on validation
+        if (FUSED in self.config.systems and section.fusion_weight is None) or RECENCY in self.config.systems:
+            vusers = cp.sample_users(prepared, "valid", section.valid_users, seed)
+            vtasks = cp.negative_tasks(prepared, "valid", vusers, seed, section.negatives)
+            vgnn = cp.retriever_scores(cand, vtasks)
         if FUSED in self.config.systems:
             if section.fusion_weight is not None:
                 fusion["weight"], fusion["chosen_on"] = section.fusion_weight, "config"
             else:
-                vusers = cp.sample_users(prepared, "valid", section.valid_users, seed)
-                vtasks = cp.negative_tasks(prepared, "valid", vusers, seed, section.negatives)
                 vllm = cp.llm_scores(self._scorer(fused_with, seed), vtasks, ids,
                                      self.shard(f"{fused_with}-seed{seed}-valid-negatives", base_key | {"part": "valid"}),
                                      batch=section.batch, label=f"{fused_with} valid seed {seed}", progress=self.progress)
-                weight, sweep = cp.choose_weight(cp.retriever_scores(cand, vtasks), vllm, vtasks)
+                weight, sweep = cp.choose_weight(vgnn, vllm, vtasks)
                 fusion.update(weight=weight, chosen_on=f"valid ACC, {len(vtasks)} users", sweep=sweep)
             if self.fusion_weight is None and fused_with == "llm":
                 # The explanation protocol ranks with the untuned LLM: a weight chosen for a tuned one is not its.
@@ -166,10 +169,8 @@ class _Run:
             from kerec.finetune.data import train_histories
 
             histories = train_histories(prepared)
-            vusers = cp.sample_users(prepared, "valid", section.valid_users, seed)
-            vtasks = cp.negative_tasks(prepared, "valid", vusers, seed, section.negatives)
-            weight, sweep = cp.choose_weight(cp.retriever_scores(cand, vtasks),
-                                             cp.recency_scores(cand, vtasks, histories, section.recency), vtasks)
+            weight, sweep = cp.choose_weight(vgnn, cp.recency_scores(cand.embeddings.items, vtasks, histories,
+                                                                     section.recency), vtasks)
             fusion.update(recency_weight=weight, recency_chosen_on=f"valid ACC, {len(vtasks)} users",
                           recency_sweep=sweep, recency_items=section.recency)
         stage: dict[str, dict[str, Any]] = {}
@@ -186,7 +187,7 @@ class _Run:
                 if system == fused_with and FUSED in self.config.systems:
                     rows[FUSED] = cp.rank_metrics(cp.fuse(gnn, llm, fusion["weight"]), tasks)
             if histories is not None:
-                recency = cp.recency_scores(cand, tasks, histories, section.recency)
+                recency = cp.recency_scores(cand.embeddings.items, tasks, histories, section.recency)
                 rows[RECENCY] = cp.rank_metrics(cp.fuse(gnn, recency, fusion["recency_weight"]), tasks)
             if checkpoint_systems:
                 tuned_gnn = self._tuned_gnn_scores(tasks, ids)

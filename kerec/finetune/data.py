@@ -319,12 +319,11 @@ class InstructionBuilder:
 def train_histories(prepared: Prepared) -> dict[int, list[int]]:
     """Each user's training items (indices), oldest first; ties and missing timestamps by external item id
     (the order :class:`kerec.api.Recommender` uses with ``Settings(history="train")``)."""
-    ds = prepared.dataset
-    inter = ds.interactions
-    stamps = np.nan_to_num(inter.timestamp, nan=0.0)
-    when = {(int(u), int(i)): float(t) for u, i, t in zip(inter.user, inter.item, stamps)}
-    rows = sorted((int(u), when.get((int(u), int(i)), 0.0), ds.items.external(int(i)), int(i))
-                  for u, i in prepared.split.train)
+    from kerec.retriever import train_timestamps
+
+    ds, train = prepared.dataset, prepared.split.train
+    rows = sorted((int(u), float(t), ds.items.external(int(i)), int(i))
+                  for (u, i), t in zip(train, train_timestamps(ds, train)))
     out: dict[int, list[int]] = {}
     for u, _, _, i in rows:
         out.setdefault(u, []).append(i)

@@ -152,10 +152,16 @@ def recency_scores(candidates: Tensor, recent: Tensor, recent_mask: Tensor, mask
     """shape: (B, C) — each candidate's mean cosine with the row's real ``recent`` items, standardised over
     the row's real candidates (0 for a row without recent items, and for padding). ``candidates`` (B, C, d),
     ``recent`` (B, H, d) with ``recent_mask`` (B, H) bool, ``mask`` (B, C) bool."""
+    return standardise_rows(recent_cosine(candidates, recent, recent_mask), mask & recent_mask.any(-1, keepdim=True))
+
+
+def recent_cosine(candidates: Tensor, recent: Tensor, recent_mask: Tensor) -> Tensor:
+    """shape: (B, C) — each candidate's mean cosine with the row's real ``recent`` items, unstandardised (0 for
+    a row without them): the recency feature, as the projector reads it and as ``kerec eval``'s no-LLM
+    ``gnn-recency`` system fuses it. Shapes as :func:`recency_scores`."""
     cos = torch.einsum("bcd,bhd->bch", F.normalize(candidates, dim=-1), F.normalize(recent, dim=-1))
     m = recent_mask.to(cos.dtype).unsqueeze(1)
-    mean = (cos * m).sum(-1) / m.sum(-1).clamp(min=1)
-    return standardise_rows(mean, mask & recent_mask.any(-1, keepdim=True))
+    return (cos * m).sum(-1) / m.sum(-1).clamp(min=1)
 
 
 def serving_scores(emb: Embeddings, users: Tensor, items: Tensor, mask: Tensor) -> Tensor:

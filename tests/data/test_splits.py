@@ -142,16 +142,16 @@ def test_gnn_holdout_takes_a_seeded_share_of_each_users_training_pairs(ml100k: D
         gnn_holdout(split.train, fraction=1.0)
 
 
-def test_gnn_holdout_latest_takes_each_users_latest_pairs() -> None:
-    from kerec.data import gnn_holdout_latest
+def test_gnn_holdout_with_timestamps_takes_each_users_latest_pairs() -> None:
+    from kerec.data import gnn_holdout
 
     train = np.array([[0, 1], [0, 2], [0, 3], [0, 4], [1, 5], [1, 6], [0, 7], [1, 8]])
     when = np.array([40.0, 10, 30, 20, 5, 7, 50, 6])
     # user 0 (5 pairs) keeps int(0.4 * 5) = 2: items 7 and 1, its latest; user 1 (3 pairs) keeps 1: item 6
-    assert gnn_holdout_latest(train, when, fraction=0.4).tolist() == [[0, 1], [1, 6], [0, 7]]
-    tie = gnn_holdout_latest(np.array([[0, 1], [0, 2]]), np.array([3.0, 3.0]), fraction=0.5)
+    assert gnn_holdout(train, fraction=0.4, when=when).tolist() == [[0, 1], [1, 6], [0, 7]]
+    tie = gnn_holdout(np.array([[0, 1], [0, 2]]), fraction=0.5, when=np.array([3.0, 3.0]))
     assert tie.tolist() == [[0, 2]]  # equal stamps: the later row
     with pytest.raises(KerecError, match="gnn holdout fraction"):
-        gnn_holdout_latest(train, when, fraction=0.0)
+        gnn_holdout(train, fraction=0.0, when=when)
     with pytest.raises(KerecError, match="7 timestamps for 8 training pairs"):
-        gnn_holdout_latest(train, when[:7], fraction=0.4)
+        gnn_holdout(train, fraction=0.4, when=when[:7])

@@ -62,14 +62,10 @@ def test_recency_scores_compare_candidates_with_the_users_last_items_only() -> N
     import torch
 
     from kerec.eval.candidates import recency_scores
-    from kerec.eval.systems import Trained
 
-    class Emb:  # the item rows recency_scores reads; scale must not matter (cosine)
-        items = torch.tensor([[1.0, 0.0], [0.0, 3.0], [2.0, 2.0], [-1.0, 0.0]])
-
-    trained = Trained("kerec", 1, prepared=None, embeddings=Emb())
+    items = torch.tensor([[1.0, 0.0], [0.0, 3.0], [2.0, 2.0], [-1.0, 0.0]])  # scale must not matter (cosine)
     tasks = [Task(0, np.array([0, 1, 2, 3]), frozenset({1})), Task(1, np.array([3, 0]), frozenset({3}))]
-    got = recency_scores(trained, tasks, {0: [0, 0, 1]}, m=1)  # user 0's last item is 1; user 1 has none
+    got = recency_scores(items, tasks, {0: [0, 0, 1]}, m=1)  # user 0's last item is 1; user 1 has none
     assert np.allclose(got[0], [0.0, 1.0, 2 ** -0.5, 0.0]) and got[1].tolist() == [0.0, 0.0]
-    two = recency_scores(trained, tasks[:1], {0: [3, 0, 1]}, m=2)[0]  # mean over items 0 and 1
+    two = recency_scores(items, tasks[:1], {0: [3, 0, 1]}, m=2)[0]  # mean over items 0 and 1
     assert np.allclose(two, [0.5, 0.5, 2 ** -0.5, -0.5])

@@ -347,7 +347,7 @@ def test_eval_scores_the_tuned_gnn_and_the_joint_ranking_of_a_residual_run(synth
     fusion = report.results["candidates"]["fusion"]["1"]
     assert fusion["recency_items"] == 5 and str(fusion["recency_weight"]) in fusion["recency_sweep"]
     reference = Systems(config_from_dict(raw), tmp_path / "work", progress=False).get("kerec", 1)
-    recent = cp.recency_scores(reference, tasks, train_histories(prepared), 5)
+    recent = cp.recency_scores(reference.embeddings.items, tasks, train_histories(prepared), 5)
     want = cp.rank_metrics(cp.fuse(cp.retriever_scores(reference, tasks), recent, fusion["recency_weight"]), tasks)
     assert {m: rows["gnn-recency"]["1"][m] for m in want} == pytest.approx({m: float(v.mean()) for m, v in want.items()})
     assert set(rows["fused"]["1"]["vs_recency"]) == {"test", "p_value", "wins", "losses"}  # the LLM vs its feature
