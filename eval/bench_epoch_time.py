@@ -1,6 +1,6 @@
 """Seconds per training epoch, kerec's retriever next to RecBole's KGAT, timed back to back on one machine.
 
-    .venv/bin/python eval/bench_epoch_time.py --split ../shared/anchors/ml100k-recbole-split
+    .venv/bin/python eval/bench_epoch_time.py --split eval/anchors/ml100k-recbole-split
 
 Both train a few epochs on the same split with the same number of torch threads (1 by default) and the
 same batch size (4096), one after the other, so neither shares the machine with the other; the median

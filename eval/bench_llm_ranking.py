@@ -1,7 +1,7 @@
 """The LLM stage measured: 20-candidate ranking (GNN alone, LLM alone, fused), grounding of explanations,
 and latency of ``recommend(user, 10)``.
 
-    .venv/bin/kerec train retriever --split ../shared/anchors/ml100k-recbole-split \
+    .venv/bin/kerec train retriever --split eval/anchors/ml100k-recbole-split \
         --config eval/configs/retriever.yaml --out runs/bench-retriever
     .venv/bin/python eval/bench_llm_ranking.py --checkpoint runs/bench-retriever/retriever.pt
 

@@ -1,6 +1,6 @@
 """Side-by-side retriever benchmark: kerec's models and ablations next to RecBole 1.2.1 on one split.
 
-    .venv/bin/python eval/bench_retriever.py --split ../shared/anchors/ml100k-recbole-split
+    .venv/bin/python eval/bench_retriever.py --split eval/anchors/ml100k-recbole-split
     .venv/bin/python eval/bench_retriever.py --split runs/split --export-split   # kerec's own 8:1:1 split
 
 Steps, each resumable (finished runs are kept as JSON and skipped):

@@ -4,7 +4,7 @@ Runs inside RecBole's own venv (``bash eval/recbole/setup.sh``), never imports k
 one JSON per (model, seed) to ``--out`` (default ``eval/results/recbole/``)::
 
     eval/recbole/.venv/bin/python eval/recbole/run_recbole.py \
-        --split /work/shared/anchors/ml100k-recbole-split \
+        --split eval/anchors/ml100k-recbole-split \
         --models BPR LightGCN CKE KGAT KGIN --seeds 2020 2021 2022
 
 The parent process writes the dataset folder once and starts one child process per run (RecBole

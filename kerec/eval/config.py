@@ -80,7 +80,7 @@ class EvalConfigError(KerecError, ValueError):
 class DatasetSection:
     """``path``: "default" (the embedded ml-100k + Freebase KG) or a folder of RecBole atomic / KGAT files.
     ``split``: "random" (per-user 8:1:1 with ``split_seed``), "loo", or a folder of train/valid/test.tsv
-    (e.g. ``../shared/anchors/ml100k-recbole-split``). The split is the same for every training seed.
+    (e.g. ``eval/anchors/ml100k-recbole-split``). The split is the same for every training seed.
     ``linked_only``: keep only KG-linked items (RecBole's KG-model protocol)."""
 
     path: str = "default"
