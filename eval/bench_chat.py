@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rec = Recommender.load(args.checkpoint, llm=None, settings=Settings(history="train"))
     cases = sample(rec, args.users, args.seed)
-    from kerec.eval import popularity_scores
+    from kerec.data.history import popularity_scores
 
     popularity = popularity_scores(rec.prepared.split.train, rec.dataset.num_items).numpy().astype(np.float64)
     results = []

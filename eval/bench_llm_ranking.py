@@ -85,15 +85,10 @@ def score_tasks(rec: Any, tasks: list[tuple[str, list[str], Any]], batch: int, l
     return out
 
 
-def z(x: np.ndarray) -> np.ndarray:
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
-
-
 def metrics(scored: list[Any], targets: list[set[str]], weight: float) -> dict[str, float]:
     acc, r3, r5, valid = [], [], [], []
     for s, t in zip(scored, targets):
-        fused = (1 - weight) * z(s.gnn) + weight * z(s.llm) if s.llm is not None else z(s.gnn)
+        fused = fusion.fuse(s.gnn, s.llm, weight)
         order = [s.items[j] for j in np.argsort(-fused, kind="stable")]
         valid.append(order[0] in s.items)
         acc.append(order[0] in t)

@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "load")
     args = p.parse_args(argv)
     if args.checkpoint == "default":
-        from kerec.api import default_checkpoint
+        from kerec.paths import default_checkpoint
 
         if not default_checkpoint().is_file():
             print(f"no retriever at {default_checkpoint()}; run `OMP_NUM_THREADS=1 .venv/bin/kerec train retriever` "

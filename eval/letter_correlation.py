@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from kerec.eval import candidates as cp
-from kerec.finetune.data import train_histories
+from kerec.data.history import training_histories
 from kerec.finetune.scoring import TunedRanker
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     ext_items = [[items.external(int(i)) for i in t.items] for t in tasks]
     letters, gnn = ranker.letter_logprobs(ext_users, ext_items), ranker.gnn_scores(ext_users, ext_items)
     with torch.no_grad():
-        recency = cp.recency_scores(ranker.model.gnn(ranker.graph).items, tasks, train_histories(prepared), args.recency)
+        recency = cp.recency_scores(ranker.model.gnn(ranker.graph).items, tasks, training_histories(prepared.dataset, prepared.split.train), args.recency)
     r_rec, r_gnn, hits = [], [], {"LLM letters": 0, "tuned GNN": 0, "recency": 0}
     for n, (t, rec) in enumerate(zip(tasks, recency)):
         c = len(t.items)

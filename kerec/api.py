@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from kerec.assets import kerec_home
+from kerec import fusion
+from kerec.data.history import popularity_scores, training_histories
+from kerec.paths import default_checkpoint
 from kerec.data import KerecError, UnknownIdError
 from kerec.explain import Explanation, TitleIndex, check, grounded, template, whole_sentences
 from kerec.kg import GraphStore, MemoryStore, build_ckg, open_store
@@ -37,11 +39,6 @@ if TYPE_CHECKING:
     from kerec.retriever import Prepared
 
 MAX_LLM_CANDIDATES = 20  # letters A–T
-
-
-def default_checkpoint() -> Path:
-    """Where ``kerec train retriever`` writes by default and ``Recommender.load("default")`` reads."""
-    return kerec_home() / "retriever" / "retriever.pt"
 
 
 @dataclass(frozen=True)
@@ -132,8 +129,6 @@ class Recommender:
         self.evidence = EvidenceBuilder(store)
         self._node_index = {label: store.node_index(label) for label in ("Item", "Entity")}
         self._relations = prepared.graph_kg.relations
-        from kerec.eval import popularity_scores
-
         self._train_hist: dict[int, list[str]] | None = None
         self._titles: TitleIndex | None = None
         self.tuned = tuned  # a kerec.finetune.scoring.TunedRanker ranking in place of ``llm`` (see load)
@@ -279,14 +274,9 @@ class Recommender:
 
     def _train_history(self) -> dict[int, list[str]]:
         if self._train_hist is None:
-            inter = self.dataset.interactions
-            stamps = np.nan_to_num(inter.timestamp, nan=0.0)  # no timestamps: item id order
-            when = {(int(u), int(i)): float(t) for u, i, t in zip(inter.user, inter.item, stamps)}
-            pairs = sorted((int(u), when.get((int(u), int(i)), 0.0), self.dataset.items.external(int(i)))
-                           for u, i in self.prepared.split.train)
-            self._train_hist = {}
-            for u, _, item in pairs:
-                self._train_hist.setdefault(u, []).append(item)
+            ext = self.dataset.items.external
+            self._train_hist = {u: [ext(i) for i in items] for u, items in
+                                training_histories(self.dataset, self.prepared.split.train).items()}
         return self._train_hist
 
     def _plan(self, user: str, k: int, exclude_seen: bool, pool: np.ndarray | None) -> _Plan:
@@ -430,21 +420,12 @@ class _Plan:
         return {i: n for n, i in enumerate(self.top)}
 
     def fused(self) -> dict[int, float]:
-        gnn = _z(self.scores[self.top])
-        if self.llm is None:
-            return dict(zip(self.top, gnn))
-        return dict(zip(self.top, (1 - self.weight) * gnn + self.weight * _z(self.llm)))
+        return dict(zip(self.top, fusion.fuse(self.scores[self.top], self.llm, self.weight)))
 
     def order(self) -> list[int]:
         fused = self.fused()
         # Stable: equal fused scores keep the GNN order.
         return sorted(self.top, key=lambda i: -fused[i]) + self.rest
-
-
-def _z(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
 def _open_store(store: str | GraphStore | None, prepared: Prepared) -> GraphStore:

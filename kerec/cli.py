@@ -19,7 +19,7 @@ from typing import Any
 from kerec import __version__
 import torch
 
-from kerec.api import default_checkpoint
+from kerec.paths import default_checkpoint
 from kerec.data import FORMATS, Dataset, KerecError, leave_one_out, load_dataset, random_split, save_split
 from kerec.kg import GraphStore, build_ckg, open_store
 from kerec.kg.bolt import ENV_PASSWORD, ENV_USER
@@ -27,7 +27,7 @@ from kerec.gnn.checkpoint import Checkpoint
 from kerec.gnn.distributed import init_from_env
 from kerec.gnn.models import MODELS
 from kerec.gnn.train import LOSSES, TrainConfig
-from kerec.eval import RankingResult
+from kerec.metrics import RankingResult
 from kerec.retriever import (Prepared, RetrieverSpec, default_settings, evaluate_cold_start, evaluate_embeddings,
                              item_text_vectors, load_config, load_retriever, popularity, prepare,
                              prepare_from_checkpoint, train_retriever, make_checkpoint)

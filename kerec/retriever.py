@@ -16,7 +16,8 @@ import torch
 
 from kerec.data import (ColdStartSplit, Dataset, KerecError, Split, cold_start_split, gnn_holdout, leave_one_out,
                         load_dataset, load_split, random_split, without_pairs)
-from kerec.eval import RankingResult, evaluate_full_ranking, popularity_scores
+from kerec.data.history import pair_timestamps, popularity_scores
+from kerec.metrics import RankingResult, evaluate_full_ranking
 from kerec.gnn.checkpoint import Checkpoint, versions
 from kerec.gnn.distributed import DistContext
 from kerec.gnn.graph import TrainingGraph, build_training_graph
@@ -126,18 +127,9 @@ def prepare(data: str | None = None, *, format: str = "auto", split: str = "rand
         raise KerecError(f"unknown gnn holdout order {gnn_holdout_order!r}: use 'random' or 'latest'")
     holdout = None
     if gnn_holdout_fraction is not None:
-        when = train_timestamps(ds, parts.train) if gnn_holdout_order == "latest" else None
+        when = pair_timestamps(ds, parts.train) if gnn_holdout_order == "latest" else None
         holdout = gnn_holdout(parts.train, fraction=gnn_holdout_fraction, seed=seed, when=when)
     return Prepared(ds, parts, _kg_tensors(ds), allowed, linked_only, cold, holdout)
-
-
-def train_timestamps(ds: Dataset, pairs: np.ndarray) -> np.ndarray:
-    """shape: (n,) — each (user, item) pair's interaction timestamp (the last listed when a pair repeats; 0 when
-    missing)."""
-    inter = ds.interactions
-    stamps = np.nan_to_num(np.asarray(inter.timestamp, dtype=np.float64), nan=0.0)
-    when = {(int(u), int(i)): float(t) for u, i, t in zip(inter.user, inter.item, stamps)}
-    return np.array([when.get((int(u), int(i)), 0.0) for u, i in pairs], dtype=np.float64)
 
 
 def _kg_tensors(dataset: Dataset) -> CKGTensors:

@@ -76,7 +76,7 @@ def test_batched_equals_single(rec: Recommender) -> None:
 
 def test_a_user_without_history_gets_popular_items_flagged(rec: Recommender) -> None:
     recs = rec.recommend("u_new", k=5)
-    from kerec.eval import popularity_scores
+    from kerec.data.history import popularity_scores
 
     counts = popularity_scores(rec.prepared.split.train, rec.dataset.num_items).tolist()
     assert all(r.basis == "popularity" for r in recs)

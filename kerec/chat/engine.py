@@ -86,7 +86,7 @@ class ChatEngine:
             raise ChatError(f"k must be at most {MAX_K}, got {k}")
         if not session_ttl_s > 0:
             raise ChatError(f"session_ttl_s must be positive, got {session_ttl_s!r}")
-        from kerec.eval import popularity_scores
+        from kerec.data.history import popularity_scores
 
         self.recommender = recommender
         self.k, self.max_sessions, self.max_turns = k, max_sessions, max_turns

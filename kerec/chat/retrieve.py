@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from kerec.chat.catalogue import Catalogue
+from kerec.fusion import standardise
 from kerec.chat.state import SessionState
 from kerec.kg.evidence import Evidence
 
@@ -46,11 +47,6 @@ class Ranked:
     basis: str  # "gnn" or "popularity"
     history: list[str]
     vector: torch.Tensor | None  # (d,) the taste vector facts are scored against
-
-
-def _z(x: np.ndarray) -> np.ndarray:
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
 def constraint_mask(state: SessionState, catalogue: Catalogue, allowed: np.ndarray,
@@ -88,23 +84,23 @@ def rank(rec: Recommender, catalogue: Catalogue, item_vectors: np.ndarray, popul
     if user_history:
         u = rec.dataset.users.index(state.user)
         vectors.append(rec.embeddings.users[u])
-        terms.append(_z(item_vectors @ rec.embeddings.users[u].numpy().astype(np.float64)))
+        terms.append(standardise(item_vectors @ rec.embeddings.users[u].numpy().astype(np.float64)))
     if state.liked:
         liked = rec.embeddings.items[list(state.liked)].mean(0)
         vectors.append(liked)
-        terms.append(_z(item_vectors @ liked.numpy().astype(np.float64)))
+        terms.append(standardise(item_vectors @ liked.numpy().astype(np.float64)))
     basis = "gnn" if terms else "popularity"
-    base = np.sum(terms, axis=0) if terms else _z(np.log1p(popularity))
+    base = np.sum(terms, axis=0) if terms else standardise(np.log1p(popularity))
     score = base.copy()
     if state.disliked:
-        score -= 0.5 * _z(item_vectors @ item_vectors[list(state.disliked)].mean(0))
+        score -= 0.5 * standardise(item_vectors @ item_vectors[list(state.disliked)].mean(0))
     if state.soft_genres:
         weights = np.array([state.soft_genres.get(g, 0.0) for g in catalogue.genre_names])
         score += 0.5 * (catalogue.genres.astype(np.float64) @ weights)
     if state.soft_year:
         years = catalogue.years
         filled = np.where(np.isnan(years), np.nanmean(years) if np.isfinite(years).any() else 0.0, years)
-        score += 0.5 * state.soft_year * _z(filled)
+        score += 0.5 * state.soft_year * standardise(filled)
     mask = constraint_mask(state, catalogue, rec.prepared.allowed_items, seen)
     order = np.argsort(-np.where(mask, score, -np.inf), kind="stable")
     top = [int(i) for i in order[:k] if mask[i]]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kerec.data.dataset import Dataset, FieldValue, Interactions, TITLE_FIELDS, YEAR_FIELDS
-from kerec.data.errors import DataFormatError
+from kerec.errors import DataFormatError
 from kerec.data.idmap import IdMap
 from kerec.data.textio import iter_lines
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 DEFAULT_DATASET = "ml-100k"
 

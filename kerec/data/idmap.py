@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerec.data.errors import DataFormatError, UnknownIdError
+from kerec.errors import DataFormatError, UnknownIdError
 
 
 class IdMap:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kerec.data.dataset import Dataset, Interactions
-from kerec.data.errors import DataFormatError
+from kerec.errors import DataFormatError
 from kerec.data.idmap import IdMap
 from kerec.data.splits import Split
 from kerec.data.textio import iter_lines

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kerec.data.errors import DataFormatError, KerecError
+from kerec.errors import DataFormatError, KerecError
 from kerec.data.textio import iter_lines
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from kerec.data.errors import DataFormatError
+from kerec.errors import DataFormatError
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:

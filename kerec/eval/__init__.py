@@ -1,27 +1,11 @@
-"""Evaluation: full-ranking metrics (Recall, NDCG, Hit, MRR, Precision @K) as pure, tested functions,
-and the config-driven batch evaluation (``evaluate``, :mod:`kerec.eval.harness`).
-
-Conventions are stated in :mod:`kerec.eval.metrics` (metric definitions) and :mod:`kerec.eval.ranking`
-(tie policy, masking of seen items, skipped users).
+"""Batch evaluation over held-out users (``kerec eval --config``): the harness that trains and drives every
+stage and writes one report. The top floor of the package: nothing below it imports it. The metrics it
+computes live in :mod:`kerec.metrics`.
 """
 from __future__ import annotations
 
-from kerec.eval.metrics import DEFAULT_KS, METRICS, EvaluationError, metrics_at_k, parse_metric_key
-from kerec.eval.ranking import RankingResult, evaluate_full_ranking, popularity_scores, topk_items
+from kerec.eval.config import EvalConfig, load_eval_config
+from kerec.eval.harness import evaluate
+from kerec.eval.report import EvalReport
 
-__all__ = [
-    "DEFAULT_KS", "METRICS", "EvaluationError", "RankingResult", "evaluate_full_ranking", "metrics_at_k",
-    "parse_metric_key", "popularity_scores", "topk_items", "evaluate", "EvalConfig", "EvalReport", "load_eval_config",
-]
-
-_LAZY = {"evaluate": "kerec.eval.harness", "EvalConfig": "kerec.eval.config", "load_eval_config": "kerec.eval.config",
-         "EvalReport": "kerec.eval.report"}
-
-
-def __getattr__(name: str) -> object:
-    # The harness drives kerec.api and kerec.retriever, which import this package: load it on first use.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'kerec.eval' has no attribute {name!r}")
+__all__ = ["EvalConfig", "EvalReport", "evaluate", "load_eval_config"]

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from kerec import fusion
 from kerec.eval.shards import Shard, batches
 from kerec.eval.systems import Trained, score_fn
 
-WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 11))
 PARTS = {"valid": 1, "test": 2}
 CANDIDATE_METRICS = ("acc", "recall@3", "recall@5", "valid_ratio")
 LetterScorer = Callable[[list[str], list[list[str]]], np.ndarray]  # external ids -> (B, C) log-probs
@@ -101,7 +101,7 @@ def retriever_scores(trained: Trained, tasks: Sequence[Task], batch: int = 512) 
 
 def recency_scores(items: torch.Tensor, tasks: Sequence[Task], histories: dict[int, list[int]], m: int) -> list[np.ndarray]:
     """Each task's candidates' mean cosine with the user's ``m`` most recent ``histories`` items (oldest
-    first; :func:`kerec.finetune.data.train_histories`) in the item embeddings ``items`` (I, d):
+    first; :func:`kerec.data.history.training_histories`) in the item embeddings ``items`` (I, d):
     :func:`kerec.finetune.soft_prompt.recent_cosine`, the feature ``soft_prompt.recency`` hands the tuned LLM,
     here without one. A user without history scores 0."""
     from kerec.finetune.soft_prompt import recent_cosine
@@ -128,22 +128,10 @@ def rank_metrics(scores: Sequence[np.ndarray], tasks: Sequence[Task]) -> dict[st
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def z(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
-
-
-def fuse(gnn: Sequence[np.ndarray], llm: Sequence[np.ndarray], weight: float) -> list[np.ndarray]:
-    """``(1 − w)·z(GNN) + w·z(LLM)`` per task, as :class:`kerec.api.Recommender` fuses."""
-    return [(1 - weight) * z(g) + weight * z(lp) for g, lp in zip(gnn, llm)]
-
-
 def choose_weight(gnn: Sequence[np.ndarray], llm: Sequence[np.ndarray], tasks: Sequence[Task]) -> tuple[float, dict[str, float]]:
-    """The fusion weight with the best validation ACC (ties: the smaller weight), and the sweep."""
-    sweep = {w: float(rank_metrics(fuse(gnn, llm, w), tasks)["acc"].mean()) for w in WEIGHTS}
-    best = max(WEIGHTS, key=lambda w: (sweep[w], -w))
-    return best, {str(w): v for w, v in sweep.items()}
+    """The fusion weight (:mod:`kerec.fusion`) with the best validation ACC over ``tasks`` (ties: the
+    smaller weight), and the sweep."""
+    return fusion.choose_weight(gnn, llm, lambda rows: float(rank_metrics(rows, tasks)["acc"].mean()))
 
 
 def llm_scores(scorer: LetterScorer, tasks: Sequence[Task], ids: tuple[object, object], shard: Shard, *,

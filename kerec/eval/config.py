@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from kerec.data.errors import KerecError
-from kerec.eval.metrics import METRICS
+from kerec.errors import KerecError
+from kerec.metrics.measures import METRICS
 from kerec.layered_yaml import read_layered
 
 # Retriever systems: name -> (RetrieverSpec overrides, TrainConfig overrides); "pop" and "random" train nothing.
@@ -185,7 +185,7 @@ class SlicesSection:
 
 @dataclass(frozen=True)
 class SignificanceSection:
-    """The main claim, ``a`` vs ``b``, tested per metric paired over users (see :mod:`kerec.eval.stats`)."""
+    """The main claim, ``a`` vs ``b``, tested per metric paired over users (see :mod:`kerec.metrics.stats`)."""
 
     a: str = "kerec"
     b: str = "kerec-no-kg"

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kerec.eval.config import FullSection
-from kerec.eval.ranking import evaluate_full_ranking
+from kerec.metrics.ranking import evaluate_full_ranking
 from kerec.eval.shards import Shard, batches
 from kerec.eval.systems import Trained, score_fn
 

@@ -19,7 +19,8 @@ from kerec.eval.config import (CHECKPOINT_SYSTEMS, FUSED, JOINT, LLM_SYSTEMS, RE
                                EvalConfigError, dataset_key, load_eval_config)
 from kerec.eval.report import EvalReport, environment, write_report
 from kerec.eval.shards import Shard
-from kerec.eval.stats import paired_test
+from kerec import fusion
+from kerec.metrics.stats import paired_test
 
 
 def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, work: str | Path | None = None,
@@ -166,9 +167,9 @@ class _Run:
                 self.fusion_weight = fusion["weight"]
         histories = None
         if RECENCY in self.config.systems:
-            from kerec.finetune.data import train_histories
+            from kerec.data.history import training_histories
 
-            histories = train_histories(prepared)
+            histories = training_histories(prepared.dataset, prepared.split.train)
             weight, sweep = cp.choose_weight(vgnn, cp.recency_scores(cand.embeddings.items, vtasks, histories,
                                                                      section.recency), vtasks)
             fusion.update(recency_weight=weight, recency_chosen_on=f"valid ACC, {len(vtasks)} users",
@@ -185,10 +186,10 @@ class _Run:
                                     batch=section.batch, label=f"{system} {variant} seed {seed}", progress=self.progress)
                 rows[system] = cp.rank_metrics(llm, tasks)
                 if system == fused_with and FUSED in self.config.systems:
-                    rows[FUSED] = cp.rank_metrics(cp.fuse(gnn, llm, fusion["weight"]), tasks)
+                    rows[FUSED] = cp.rank_metrics(fusion.fuse_all(gnn, llm, fusion["weight"]), tasks)
             if histories is not None:
                 recency = cp.recency_scores(cand.embeddings.items, tasks, histories, section.recency)
-                rows[RECENCY] = cp.rank_metrics(cp.fuse(gnn, recency, fusion["recency_weight"]), tasks)
+                rows[RECENCY] = cp.rank_metrics(fusion.fuse_all(gnn, recency, fusion["recency_weight"]), tasks)
             if checkpoint_systems:
                 tuned_gnn = self._tuned_gnn_scores(tasks, ids)
                 rows[TUNED_GNN] = cp.rank_metrics(tuned_gnn, tasks)

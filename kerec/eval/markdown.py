@@ -7,7 +7,7 @@ import yaml
 
 from kerec.eval.candidates import CANDIDATE_METRICS
 from kerec.eval.config import LABELS
-from kerec.eval.stats import fmt
+from kerec.metrics.stats import fmt
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

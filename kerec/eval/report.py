@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from kerec.eval.config import LABELS, RECENCY, split_sha256
-from kerec.eval.stats import mean_std, paired_over_seeds, paired_test
+from kerec.metrics.stats import mean_std, paired_over_seeds, paired_test
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ def _train_one(config: EvalConfig, work: str, system: str, seed: int, cold: floa
 def score_fn(trained: Trained) -> ScoreFn:
     """Scores of every item for a batch of user indices; not-recommendable items -inf. "random" draws
     one seeded uniform row per (seed, user), so a user's scores do not depend on the batch."""
-    from kerec.eval import popularity_scores
+    from kerec.data.history import popularity_scores
 
     prepared = trained.prepared
     allowed = torch.from_numpy(prepared.allowed_items)

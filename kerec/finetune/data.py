@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from kerec.data.history import training_histories
 from kerec.finetune.errors import FinetuneError
 from kerec.finetune.graph_features import FactIndexer, FactRow, cached_fact_scorer, require_knowledge_retriever
 from kerec.finetune.prompt_inputs import compact_ranking_inputs
@@ -161,7 +162,7 @@ class InstructionBuilder:
         self.indexer = FactIndexer({label: store.node_index(label) for label in ("Item", "Entity")},
                                    prepared.graph_kg.relations, self.dataset.num_items)
         self.ranking_prompt, self.explanation_prompt = load_prompt(config.prompt), load_prompt("explanation")
-        self.history = train_histories(prepared)
+        self.history = training_histories(prepared.dataset, prepared.split.train)
         self.seen = {u: set(items) for u, items in self.history.items()}
         self.pool = np.flatnonzero(prepared.allowed_items)
         self._scorer, self._scores = None, None
@@ -314,17 +315,3 @@ class InstructionBuilder:
             if len(rows) >= self.config.max_facts:
                 break
         return tuple(list(rows)[: self.config.max_facts])
-
-
-def train_histories(prepared: Prepared) -> dict[int, list[int]]:
-    """Each user's training items (indices), oldest first; ties and missing timestamps by external item id
-    (the order :class:`kerec.api.Recommender` uses with ``Settings(history="train")``)."""
-    from kerec.retriever import train_timestamps
-
-    ds, train = prepared.dataset, prepared.split.train
-    rows = sorted((int(u), float(t), ds.items.external(int(i)), int(i))
-                  for (u, i), t in zip(train, train_timestamps(ds, train)))
-    out: dict[int, list[int]] = {}
-    for u, _, _, i in rows:
-        out.setdefault(u, []).append(i)
-    return out

@@ -1,7 +1,7 @@
 """Errors raised by the fine-tuning stage."""
 from __future__ import annotations
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 
 class FinetuneError(KerecError):

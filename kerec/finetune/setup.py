@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kerec.finetune.data import InstructionBuilder, InstructionSample
+from kerec.paths import default_checkpoint
 from kerec.finetune.errors import RecipeError
 from kerec.finetune.graph_features import require_knowledge_retriever
 from kerec.finetune.model import JointModel, wrap_llm
@@ -31,8 +32,6 @@ def retriever(recipe: Recipe, *, progress: bool = True) -> tuple[Prepared, Knowl
 
     sec = recipe.retriever
     if sec.checkpoint is not None:
-        from kerec.api import default_checkpoint
-
         path = default_checkpoint() if sec.checkpoint == "default" else Path(sec.checkpoint)
         ckpt = Checkpoint.load(path)
         return from_retriever_checkpoint(ckpt, recipe.dataset.path)

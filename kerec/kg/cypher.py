@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from kerec.assets import asset_dir
+from kerec.paths import asset_dir
 from kerec.kg.errors import GraphStoreError
 
 _NAME = re.compile(r"^//\s*name:\s*(\S+)\s*$", re.MULTILINE)

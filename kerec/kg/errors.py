@@ -1,7 +1,7 @@
 """Errors of the graph-store stage."""
 from __future__ import annotations
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 
 class GraphStoreError(KerecError):

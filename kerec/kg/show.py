@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any, Literal
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 from kerec.kg.model import Fact, NodeRef, Path
 from kerec.kg.store import GraphStore
 

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 LETTERS = "ABCDEFGHIJKLMNOPQRST"
 """Answer letters, as in :mod:`kerec.prompting` (kept here too: this stage does not import prompting)."""

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kerec.assets import kerec_home
+from kerec.paths import kerec_home
 from kerec.data.embedded import package_dir
 from kerec.llm.base import LLMError
 

@@ -1,7 +1,7 @@
 """Errors raised by the prompting stage."""
 from __future__ import annotations
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 
 class PromptError(KerecError, ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from langchain_core.prompts import ChatPromptTemplate
 
-from kerec.assets import asset_dir
+from kerec.paths import asset_dir
 from kerec.prompting.errors import PromptError
 
 _SUFFIX = ".yaml"

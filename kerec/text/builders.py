@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from kerec.data.dataset import TITLE_FIELDS, YEAR_FIELDS, Dataset, FieldValue
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 FIELD_LABELS: Mapping[str, str] = {"class": "genres", "genre": "genres"}
 MAX_ENTITIES = 20

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 from kerec.text.encoder import TextEncoder
 
 _SUFFIX = ".f32"
@@ -31,7 +31,7 @@ _NORM_TOLERANCE = 1e-3
 
 def default_cache_dir() -> Path:
     """``$KEREC_HOME/text-cache``, else ``~/.cache/kerec/text-cache``."""
-    from kerec.assets import kerec_home
+    from kerec.paths import kerec_home
 
     return kerec_home() / "text-cache"
 

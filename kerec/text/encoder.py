@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from kerec.data.embedded import package_dir
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

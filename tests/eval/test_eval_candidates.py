@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerec.eval.candidates import Task, choose_weight, fuse, negative_tasks, rank_metrics, sample_users
+from kerec.eval.candidates import Task, choose_weight, negative_tasks, rank_metrics, sample_users
+from kerec.fusion import fuse_all
 from kerec.retriever import prepare
 
 from ..gnn.synthetic import write_synthetic
@@ -55,7 +56,7 @@ def test_fusion_weight_is_chosen_on_validation_ties_to_the_smaller() -> None:
     weight, sweep = choose_weight(gnn, llm, tasks)
     assert sweep["0.0"] == 0.0 and sweep["1.0"] == 1.0
     assert weight == min(float(w) for w, v in sweep.items() if v == 1.0)
-    assert fuse(gnn, llm, 0.0)[0].argmax() == 0 and fuse(gnn, llm, 1.0)[0].argmax() == 2
+    assert fuse_all(gnn, llm, 0.0)[0].argmax() == 0 and fuse_all(gnn, llm, 1.0)[0].argmax() == 2
 
 
 def test_recency_scores_compare_candidates_with_the_users_last_items_only() -> None:

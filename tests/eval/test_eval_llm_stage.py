@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kerec.eval.candidates import WEIGHTS
+from kerec.fusion import WEIGHTS
 from kerec.eval.config import config_from_dict
 from kerec.eval.explain import STAGES, ground_users, stage_timer, summarise
 from kerec.eval.shards import Shard

@@ -5,7 +5,8 @@ import pytest
 
 from kerec.data import KerecError
 from kerec.explain import check
-from kerec.finetune.data import DataConfig, InstructionBuilder, train_histories
+from kerec.data.history import training_histories
+from kerec.finetune.data import DataConfig, InstructionBuilder
 from kerec.finetune.errors import FinetuneError, RecipeError
 from kerec.finetune.soft_prompt import SOFT_TOKEN
 from kerec.prompting import LETTERS
@@ -33,7 +34,7 @@ def test_sizes_and_kinds(samples) -> None:
 def test_training_split_only_and_no_target_in_its_own_history(synth, samples) -> None:
     train = {(int(u), int(i)) for u, i in synth.split.train}
     held_out = {(int(u), int(i)) for u, i in synth.split.valid} | {(int(u), int(i)) for u, i in synth.split.test}
-    histories = train_histories(synth)
+    histories = training_histories(synth.dataset, synth.split.train)
     for s in samples:
         assert (s.user, s.target) in train
         assert s.target not in s.history
@@ -130,7 +131,7 @@ def test_hard_negatives_come_from_the_gnn_top_pool_of_unseen_items(synth, synth_
     config = DataConfig(ranking_samples=12, explanation_samples=0, candidates=10, hard_negatives=4, hard_pool=6, seed=3)
     builder = InstructionBuilder(synth, synth_store, config, model=model, graph=graph)
     scores = builder._scores.scores(torch.arange(synth.dataset.num_users)).numpy()
-    seen = {u: set(items) for u, items in train_histories(synth).items()}
+    seen = {u: set(items) for u, items in training_histories(synth.dataset, synth.split.train).items()}
     pool = np.flatnonzero(synth.allowed_items)
     for s in (s for s in builder.build(progress=False) if s.kind == "ranking"):
         ranked = pool[np.argsort(-scores[s.user][pool], kind="stable")]
@@ -149,7 +150,7 @@ def test_gnn_holdout_targets_are_pairs_the_gnn_never_saw_against_all_other_train
     config = DataConfig(ranking_samples=25, explanation_samples=3, candidates=10, targets="gnn_holdout", seed=7)
     samples = InstructionBuilder(held_out, synth_store, config).build(progress=False)
     held = {(int(u), int(i)) for u, i in held_out.gnn_holdout}
-    histories = train_histories(held_out)
+    histories = training_histories(held_out.dataset, held_out.split.train)
     assert [s.kind for s in samples].count("ranking") == 25
     for s in samples:
         assert (s.user, s.target) in held
@@ -162,12 +163,13 @@ def test_gnn_holdout_targets_are_pairs_the_gnn_never_saw_against_all_other_train
 
 
 def test_gnn_holdout_next_targets_are_each_users_latest_pairs_after_their_history(synth_dir, synth_store) -> None:
-    from kerec.retriever import prepare, train_timestamps
+    from kerec.data.history import pair_timestamps
+    from kerec.retriever import prepare
 
     latest = prepare(str(synth_dir), split="loo", gnn_holdout_fraction=0.2, gnn_holdout_order="latest")
     held = {(int(u), int(i)) for u, i in latest.gnn_holdout}
-    histories = train_histories(latest)
-    stamps = dict(zip(map(tuple, latest.split.train.tolist()), train_timestamps(latest.dataset, latest.split.train)))
+    histories = training_histories(latest.dataset, latest.split.train)
+    stamps = dict(zip(map(tuple, latest.split.train.tolist()), pair_timestamps(latest.dataset, latest.split.train)))
     assert len(set(stamps.values())) > 10  # real, varied timestamps: the order below is not vacuous
     for u, items in histories.items():  # the holdout is each user's latest training pairs
         kept = [stamps[(u, i)] for i in items if (u, i) in held]

@@ -13,6 +13,7 @@ from kerec.finetune.errors import FinetuneCheckpointError, FinetuneError
 from kerec.finetune.recipe import TrainSection
 from kerec.finetune.scoring import TunedRanker
 from kerec.finetune.train import _epoch_batches, finetune
+from kerec.fusion import fuse_all
 from kerec.gnn.item_head import ItemHead, ease_weights, item_gram
 
 from ..embedded_scoring import embedded_letter_logprobs
@@ -342,13 +343,13 @@ def test_eval_scores_the_tuned_gnn_and_the_joint_ranking_of_a_residual_run(synth
         want = cp.rank_metrics(list(scores), tasks)
         assert {m: rows[system]["1"][m] for m in want} == pytest.approx({m: float(v.mean()) for m, v in want.items()})
     # gnn-recency: the reference GNN fused with the recency cosine, the weight chosen on validation; no LLM.
-    from kerec.finetune.data import train_histories
+    from kerec.data.history import training_histories
 
     fusion = report.results["candidates"]["fusion"]["1"]
     assert fusion["recency_items"] == 5 and str(fusion["recency_weight"]) in fusion["recency_sweep"]
     reference = Systems(config_from_dict(raw), tmp_path / "work", progress=False).get("kerec", 1)
-    recent = cp.recency_scores(reference.embeddings.items, tasks, train_histories(prepared), 5)
-    want = cp.rank_metrics(cp.fuse(cp.retriever_scores(reference, tasks), recent, fusion["recency_weight"]), tasks)
+    recent = cp.recency_scores(reference.embeddings.items, tasks, training_histories(prepared.dataset, prepared.split.train), 5)
+    want = cp.rank_metrics(fuse_all(cp.retriever_scores(reference, tasks), recent, fusion["recency_weight"]), tasks)
     assert {m: rows["gnn-recency"]["1"][m] for m in want} == pytest.approx({m: float(v.mean()) for m, v in want.items()})
     assert set(rows["fused"]["1"]["vs_recency"]) == {"test", "p_value", "wins", "losses"}  # the LLM vs its feature
     text = (tmp_path / "out" / "report.md").read_text()

@@ -1,4 +1,4 @@
-"""Errors raised by the data layer: each names what was wrong and where."""
+"""kerec's errors: the base class and the two that every layer raises (malformed files, unknown ids)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""Versioned asset folders shipped with kerec: ``kg_store/`` (Cypher) and ``prompts/`` (templates).
+"""Where kerec finds what it ships and keeps what it makes: the versioned asset folders ``kg_store/`` (Cypher)
+and ``prompts/`` (templates), ``$KEREC_HOME`` and the default retriever checkpoint.
 
 They live at the repository's top level; ``kerec/_assets/<name>`` are symlinks to them, which a built
 wheel turns into real folders, so the same path works in a checkout and in an installed wheel.
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 ASSET_DIRS = ("kg_store", "prompts")
 
@@ -28,3 +29,8 @@ def kerec_home() -> Path:
 
     home = os.environ.get("KEREC_HOME")
     return Path(home) if home else Path.home() / ".cache" / "kerec"
+
+
+def default_checkpoint() -> Path:
+    """Where ``kerec train retriever`` writes by default and ``Recommender.load("default")`` reads."""
+    return kerec_home() / "retriever" / "retriever.pt"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerec.eval.stats import fmt, mean_std, paired_over_seeds, paired_test, permutation_p
+from kerec.metrics.stats import fmt, mean_std, paired_over_seeds, paired_test, permutation_p
 
 
 def test_mean_std_and_format() -> None:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from kerec.eval import (DEFAULT_KS, METRICS, EvaluationError, RankingResult, evaluate_full_ranking, metrics_at_k,
-                        parse_metric_key, popularity_scores, topk_items)
+from kerec.data.history import popularity_scores
+from kerec.metrics import (DEFAULT_KS, METRICS, EvaluationError, RankingResult, evaluate_full_ranking, metrics_at_k,
+                           parse_metric_key, topk_items)
 
 LOG2_3 = math.log2(3)
 

@@ -24,7 +24,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
-from kerec.data.errors import KerecError
+from kerec.errors import KerecError
 
 METRICS: tuple[str, ...] = ("recall", "ndcg", "hit", "mrr", "precision")
 DEFAULT_KS: tuple[int, ...] = (10, 20)

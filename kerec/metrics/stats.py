@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from kerec.eval.config import EvalConfigError
+from kerec.metrics.measures import EvaluationError
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -60,7 +60,7 @@ def paired_test(a: np.ndarray, b: np.ndarray, *, metric: str = "", test: str = "
     """Two-sided test of ``mean(a − b) = 0`` over paired per-user values (shape: (U,) each)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
-        raise EvalConfigError(f"paired values must be two non-empty 1-d arrays of one shape, got {a.shape} and {b.shape}")
+        raise EvaluationError(f"paired values must be two non-empty 1-d arrays of one shape, got {a.shape} and {b.shape}")
     if test == "auto":
         test = "wilcoxon" if _have_scipy() else "permutation"
     diff = a - b
@@ -77,7 +77,7 @@ def paired_test(a: np.ndarray, b: np.ndarray, *, metric: str = "", test: str = "
     elif test == "permutation":
         p = permutation_p(diff, permutations, seed)
     else:
-        raise EvalConfigError(f"unknown test {test!r}; valid: auto, wilcoxon, ttest, permutation")
+        raise EvaluationError(f"unknown test {test!r}; valid: auto, wilcoxon, ttest, permutation")
     return PairedTest(metric, test, int(a.size), float(a.mean()), float(b.mean()), float(diff.mean()), p,
                       int((diff > 0).sum()), int((diff < 0).sum()))
 
@@ -100,7 +100,7 @@ def paired_over_seeds(per_seed_a: Sequence[tuple[np.ndarray, np.ndarray]],
     """Each seed's (users, values) of both systems → (users, a, b) with each user's values averaged over
     the seeds, using only users present for both systems in every seed."""
     if len(per_seed_a) != len(per_seed_b) or not per_seed_a:
-        raise EvalConfigError("both systems need results for the same, non-empty list of seeds")
+        raise EvaluationError("both systems need results for the same, non-empty list of seeds")
     common = None
     for (ua, _), (ub, _) in zip(per_seed_a, per_seed_b):
         both = np.intersect1d(ua, ub)

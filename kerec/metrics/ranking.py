@@ -3,7 +3,7 @@
 Tie policy: items with equal scores rank by ascending item index (a stable sort), so results are
 deterministic and independent of batch size or device. Masked (seen) items rank after every
 unmasked item whatever their score, and never appear in a top-K list: a position with no unmasked
-item left holds ``-1``. Metric conventions are in :mod:`kerec.eval.metrics`.
+item left holds ``-1``. Metric conventions are in :mod:`kerec.metrics.measures`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kerec.eval.metrics import (DEFAULT_KS, METRICS, EvaluationError, check_ks, check_metrics, metrics_at_k,
+from kerec.metrics.measures import (DEFAULT_KS, METRICS, EvaluationError, check_ks, check_metrics, metrics_at_k,
                                 parse_metric_key, sorted_unique)
 
 
@@ -193,7 +193,7 @@ def evaluate_full_ranking(score_fn: Callable[[torch.Tensor], torch.Tensor], *, n
         target: the split evaluated (valid or test), shape: (n, 2), dtype: int — (user, item) pairs.
         exclude: pair arrays, each shape: (m, 2), whose items are masked per user — train for the
             validation split, train and valid for the test split.
-        ks, metrics: cut-offs and names, see :mod:`kerec.eval.metrics`.
+        ks, metrics: cut-offs and names, see :mod:`kerec.metrics.measures`.
         batch_size: users scored per call of ``score_fn``.
         keep_per_user: keep each user's values in ``RankingResult.per_user`` / ``users``.
         progress: show a tqdm bar over batches.
@@ -223,13 +223,3 @@ def evaluate_full_ranking(score_fn: Callable[[torch.Tensor], torch.Tensor], *, n
     return RankingResult(metrics={key: float(v.mean()) for key, v in per_user.items()}, num_users=int(users.size),
                          skipped_users=num_users - int(users.size), per_user=per_user if keep_per_user else None,
                          users=users if keep_per_user else None)
-
-
-def popularity_scores(train: np.ndarray, num_items: int) -> torch.Tensor:
-    """Training interactions per item, shape: (num_items,), dtype: float32 — the Pop baseline's scores.
-
-    ``evaluate_full_ranking(lambda u: pop.expand(len(u), -1), ...)`` evaluates it.
-    """
-    _check_sizes(num_items=num_items)
-    items = check_pairs(train, "train", num_users=np.iinfo(np.int64).max, num_items=num_items)[:, 1]
-    return torch.from_numpy(np.bincount(items, minlength=num_items).astype(np.float32))
