@@ -193,9 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rec = Recommender.load(args.checkpoint, llm=None, settings=Settings(history="train"))
     cases = sample(rec, args.users, args.seed)
-    from kerec.data.history import popularity_scores
-
-    popularity = popularity_scores(rec.prepared.split.train, rec.dataset.num_items).numpy().astype(np.float64)
+    popularity = rec.popularity
     results = []
     for k in (10, 5):
         engine = ChatEngine(rec, k=k, max_sessions=10 * len(cases))

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from kerec.gnn.train import TrainConfig
-    from kerec.retriever import RetrieverSpec, item_text_vectors, load_config, prepare, train_retriever
+    from kerec.gnn import RetrieverSpec, item_text_vectors, load_config, prepare, train_retriever
 
     torch.set_num_threads(args.threads)
     prepared = prepare(split=str(args.split))

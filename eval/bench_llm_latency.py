@@ -19,7 +19,6 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from kerec.api import Recommender
     from kerec.llm import load_llm
+    from kerec.process import freeze_long_lived_objects
 
     base = Recommender.load(args.checkpoint, llm=None)
+    freeze_long_lived_objects()  # as `kerec recommend` and `kerec serve` do once loaded
     test_users = sorted({base.dataset.users.external(int(u)) for u, _ in base.prepared.split.test}, key=int)
     users = test_users[: args.users]
     specs = {c.split("/")[0] for c in args.configs} - {"none"}
@@ -118,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     command = command_line("python eval/bench_llm_latency.py", argv)
     results: dict[str, Any] = {}
     for spec, explanations in (c.split("/") for c in args.configs):
-        rec = Recommender.load(args.checkpoint, llm=None)
-        rec.llm = None if spec == "none" else llms[spec]
-        rec.settings = replace(rec.settings, explanations=explanations)
+        rec = base.with_llm(None if spec == "none" else llms[spec]).with_settings(explanations=explanations)
         chosen = users[: args.explain_users] if rec.writes_explanations else users
         key = f"{spec} / {explanations} explanations"
         print(f"{key}: {len(chosen)} users", file=sys.stderr, flush=True)

@@ -11,7 +11,8 @@ only. ACC = HR@1, Recall@3/5 = HR@3/5 (one target); ValidRatio = share of answer
 candidates (by construction of letter scoring; the free-text answer of greedy decoding is reported
 beside it). The realistic variant ranks the GNN's own top-20 (seen items masked): a hit is any of the
 user's held-out items. The fusion weight is chosen on the validation split (ACC, ties to the smaller
-weight) and written beside the checkpoint (``<checkpoint>.settings.json``); the test split is scored once.
+weight; :mod:`kerec.fusion`) and reported; the test split is scored once. The benchmark writes no serving
+setting: ``kerec train fusion`` chooses and saves the weight serving uses.
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from kerec import fusion
+
 ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 11))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kerec.api import Recommender, Settings
     from kerec.explain import check
+    from kerec.process import freeze_long_lived_objects
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     rec = Recommender.load(args.checkpoint, llm=args.llm, settings=Settings(history="train", explanations="llm"))
+    freeze_long_lived_objects()
     from kerec.eval.command import command_line
 
     results: dict[str, Any] = {"checkpoint": args.checkpoint, "llm": rec.llm.name, "settings": asdict(rec.settings),
@@ -142,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     valid_tasks = sample_tasks(rec, "valid", args.users, rng)
     valid_scored = score_tasks(rec, valid_tasks, args.batch, "valid: 20 candidates")
     valid_targets = [{t[2]} for t in valid_tasks]
-    sweep = {w: metrics(valid_scored, valid_targets, w) for w in WEIGHTS}
-    best_w = max(WEIGHTS, key=lambda w: (sweep[w]["acc"], -w))
+    sweep = {w: metrics(valid_scored, valid_targets, w) for w in fusion.WEIGHTS}
+    best_w, _ = fusion.choose_weight([s.gnn for s in valid_scored], [s.llm for s in valid_scored],
+                                     lambda rows: metrics([replace(s, gnn=r, llm=None) for s, r in zip(valid_scored, rows)],
+                                                          valid_targets, 0.0)["acc"])
     results["valid_sweep"] = {str(w): m for w, m in sweep.items()}
     results["fusion_weight"] = best_w
 
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     results["free_text_valid_ratio"] = free_text_valid_ratio(rec, test_tasks[: args.free_text_users], args.batch)
 
     # 3. Grounding of explanations (top-10 of test users), and the fallback rate.
-    rec.settings = replace(rec.settings, fusion_weight=best_w)
+    rec = rec.with_settings(fusion_weight=best_w)
     users = [t[0] for t in test_tasks[: args.explain_users]]
     sources: dict[str, int] = {}
     cited = grounded = 0
@@ -195,23 +201,18 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. Latency of recommend(user, 10): without the LLM, and with it and explanations.
     lat_users = [t[0] for t in test_tasks[: args.latency_users]]
-    llm = rec.llm
     results["latency_ms"] = {}
-    for name, with_llm in (("without LLM (GNN + KG evidence + templated explanations)", False),
-                           ("with the LLM ranking and explanations", True)):
-        rec.llm = llm if with_llm else None
+    for name, timed in (("without LLM (GNN + KG evidence + templated explanations)", rec.with_llm(None)),
+                        ("with the LLM ranking and explanations", rec)):
         times = []
         for user in lat_users:
             t0 = time.perf_counter()
-            rec.recommend(user, 10)
+            timed.recommend(user, 10)
             times.append((time.perf_counter() - t0) * 1000)
         results["latency_ms"][name] = {"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95)),
                                        "users": len(times)}
-    rec.llm = llm
     results["wall_seconds"] = time.perf_counter() - started
 
-    settings_path = Path(args.checkpoint).with_suffix(".settings.json")
-    settings_path.write_text(json.dumps({"fusion_weight": best_w}, indent=2) + "\n")
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "report.md").write_text(report(results))
     print(report(results))

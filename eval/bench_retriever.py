@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_kerec(args: argparse.Namespace, system: str, seed: int) -> dict[str, Any]:
     import torch
 
-    from kerec.retriever import (evaluate_embeddings, item_text_vectors, load_config, popularity, prepare,
+    from kerec.gnn import (evaluate_embeddings, item_text_vectors, load_config, popularity, prepare,
                                  system_settings, train_retriever)
 
     torch.set_num_threads(args.threads)

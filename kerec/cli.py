@@ -20,6 +20,7 @@ from kerec import __version__
 import torch
 
 from kerec.paths import default_checkpoint
+from kerec.process import freeze_long_lived_objects
 from kerec.data import FORMATS, Dataset, KerecError, leave_one_out, load_dataset, random_split, save_split
 from kerec.kg import GraphStore, build_ckg, open_store
 from kerec.kg.bolt import ENV_PASSWORD, ENV_USER
@@ -28,7 +29,7 @@ from kerec.gnn.distributed import init_from_env
 from kerec.gnn.models import MODELS
 from kerec.gnn.train import LOSSES, TrainConfig
 from kerec.metrics import RankingResult
-from kerec.retriever import (Prepared, RetrieverSpec, default_settings, evaluate_cold_start, evaluate_embeddings,
+from kerec.gnn import (Prepared, RetrieverSpec, default_settings, evaluate_cold_start, evaluate_embeddings,
                              item_text_vectors, load_config, load_retriever, popularity, prepare,
                              prepare_from_checkpoint, train_retriever, make_checkpoint)
 
@@ -224,6 +225,19 @@ def cmd_train_retriever(args: argparse.Namespace) -> None:
     print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items() if k.split("@")[0] in ("recall", "ndcg")))
 
 
+def cmd_train_fusion(args: argparse.Namespace) -> None:
+    from kerec.api import Recommender
+    from kerec.api.tuning import choose_fusion_weight, save_fusion_choice
+
+    checkpoint = default_checkpoint() if args.checkpoint is None else Path(args.checkpoint)
+    rec = Recommender.load(checkpoint, data=args.data, llm=args.llm)
+    choice, sweep = choose_fusion_weight(rec, args.llm, users=args.users, seed=args.seed)
+    print("validation ACC by weight: " + ", ".join(f"{w} {v:.3f}" for w, v in sweep.items()))
+    save_fusion_choice(checkpoint, choice)
+    print(f"fusion weight {choice.weight} for LLM {choice.llm!r} (valid ACC {choice.valid_acc:.3f} over "
+          f"{choice.users} users) saved in {checkpoint}; `kerec recommend` with this LLM uses it")
+
+
 def _print_cold_start(results: dict[str, RankingResult], prepared: Prepared) -> None:
     assert prepared.cold is not None
     print(f"cold-start slice: {prepared.cold.cold_items.size} items never seen in training, "
@@ -261,7 +275,8 @@ def cmd_recommend(args: argparse.Namespace) -> None:
     rec = Recommender.load(args.checkpoint, data=args.data, store=args.store, llm=None if args.llm == "none" else args.llm,
                            tuned=args.tuned, tuned_engine=args.tuned_engine)
     overrides = {"candidates": args.candidates, "fusion_weight": args.fusion_weight, "explanations": args.explanations}
-    rec.settings = replace(rec.settings, **{k: v for k, v in overrides.items() if v is not None})
+    rec = rec.with_settings(**{k: v for k, v in overrides.items() if v is not None})
+    freeze_long_lived_objects()
     results = rec.recommend_many(args.user, args.k, candidates=args.candidates_list, explain=not args.no_explain)
     if args.json:
         print(json.dumps({u: [r.to_dict() for r in recs] for u, recs in results.items()}, indent=2))
@@ -421,6 +436,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for retriever.pt and TensorBoard logs (default: $KEREC_HOME/retriever, where "
                         "`kerec recommend` looks; KEREC_HOME defaults to ~/.cache/kerec)")
     p.set_defaults(func=cmd_train_retriever)
+    p = trainp.add_parser("fusion", help="choose the GNN + LLM fusion weight on validation and save it in the checkpoint",
+                          description="Score validation users' 20 candidates (a held-out item + 19 never-seen items) "
+                                      "with the GNN and the LLM, keep the fusion weight with the best ACC, and save it "
+                                      "in the retriever checkpoint for that LLM; `kerec recommend`/`serve` with the "
+                                      "same --llm use it (Settings.fusion_weight overrides).")
+    _add_data_args(p)
+    p.add_argument("--checkpoint", default=None, help="retriever.pt (default: $KEREC_HOME/retriever/retriever.pt)")
+    p.add_argument("--llm", default="auto", help="LLM spec (kerec.llm.load_llm), saved with the weight (default: auto)")
+    p.add_argument("--users", type=int, default=300, help="validation users sampled (0 = all; default 300)")
+    p.add_argument("--seed", type=int, default=2020, help="sampling seed (default 2020)")
+    p.set_defaults(func=cmd_train_fusion)
 
     from kerec.eval.cli import configure as configure_eval, run as run_eval
 

@@ -237,10 +237,22 @@ def grounded(generate: Callable[[int], str], evidence: Sequence[Evidence], store
     without evidence."""
     if not evidence:
         return template(evidence)
-    rejected = []
+    tried: list[tuple[str, tuple[int, ...], str | None]] = []
     for attempt in range(attempts):
         text = whole_sentences(generate(attempt))
         numbers, reason = check(text, evidence, store, history, item, titles)
+        tried.append((text, numbers, reason))
+        if reason is None:
+            break
+    return settle(tried, evidence)
+
+
+def settle(tried: Sequence[tuple[str, tuple[int, ...], str | None]], evidence: Sequence[Evidence]) -> Explanation:
+    """The explanation after checked attempts ``(text, cited numbers, reason it failed or None)``, in order:
+    the first that passed (its source says whether it was a retry), else the template, with the texts that
+    failed and why. Each text was checked once, by the caller."""
+    rejected = []
+    for attempt, (text, numbers, reason) in enumerate(tried):
         if reason is None:
             return Explanation(text, SOURCES[min(attempt, 1)], numbers,
                                tuple(f for n in numbers for f in evidence[n - 1].fact_ids), tuple(rejected))

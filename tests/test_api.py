@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from kerec.api import Recommender, Settings
 from kerec.data import KerecError, UnknownIdError, load_dataset
@@ -126,7 +127,47 @@ def test_training_history_and_candidate_scores_in_given_order(trained: tuple[Pat
     cands = ["i8", "i1", "i4"]
     [scores] = rec.score_candidates(["u0"], [cands])
     assert scores.items == cands and scores.llm is None
-    emb = rec.embeddings
+    # The retriever rebuilt from its checkpoint, independently of the Recommender: u · c in the order given.
+    from kerec.gnn import Checkpoint, load_retriever, prepare_from_checkpoint
+
+    saved = Checkpoint.load(ckpt)
+    model, graph = load_retriever(saved, prepare_from_checkpoint(saved, str(data)))
+    with torch.no_grad():
+        emb = model(graph)
     u = rec.dataset.users.index("u0")
     expected = [float(emb.users[u] @ emb.items[rec.dataset.items.index(c)]) for c in cands]
     assert scores.gnn.tolist() == pytest.approx(expected)
+
+
+def test_with_settings_returns_a_new_recommender_and_leaves_the_old_one(rec: Recommender) -> None:
+    few = rec.with_settings(candidates=3, evidence_per_item=1)
+    assert few is not rec and few.settings.candidates == 3 and rec.settings.candidates == Settings().candidates
+    assert few.store is rec.store and few.dataset is rec.dataset  # the loaded stages are shared
+    assert all(len(r.evidence) <= 1 for r in few.recommend("u0", k=3))
+    with pytest.raises(KerecError, match="unknown setting.*candidatez"):
+        rec.with_settings(candidatez=3)
+    with pytest.raises(AttributeError):
+        rec.settings = Settings()  # type: ignore[misc]
+
+
+def test_the_fusion_weight_saved_in_the_checkpoint_loads_strictly(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import torch
+
+    from kerec.gnn import Checkpoint, CheckpointError
+    from kerec.gnn.checkpoint import FusionChoice
+
+    data, ckpt = trained
+    choice = FusionChoice(weight=0.3, llm="default", chosen_on="valid, 20 candidates, seed 1", valid_acc=0.5, users=12)
+    path = replace(Checkpoint.load(ckpt), fusion=choice).save(tmp_path / "fused.pt")
+    assert Checkpoint.load(path).fusion == choice
+    rec = Recommender.load(path, data=str(data), llm=None)
+    assert (rec.fusion_weight, rec.fusion_source) == (0.0, "default")  # no LLM: nothing to fuse
+    assert rec.with_settings(fusion_weight=0.7).fusion_weight == 0.7
+    raw = torch.load(path, weights_only=True)
+    for bad, match in (({**choice.to_dict(), "extra": 1}, "exactly"), ({**choice.to_dict(), "weight": 1.5}, "between 0 and 1"),
+                       ({**choice.to_dict(), "users": "12"}, "fusion.users must be int")):
+        torch.save({**raw, "fusion": bad}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=match):
+            Checkpoint.load(tmp_path / "bad.pt")

@@ -59,13 +59,32 @@ def test_llm_explanations_are_checked_and_the_path_recorded(rec: Recommender) ->
 
 
 def test_auto_explanations_are_templated_when_the_llm_runs_on_this_cpu(rec: Recommender) -> None:
-    from dataclasses import replace
-
     assert rec.llm is not None and rec.llm.on_cpu and rec.writes_explanations
-    rec.settings = replace(rec.settings, explanations="auto")
-    try:
-        assert not rec.writes_explanations
-        recs = rec.recommend("u1", k=3)
-        assert {r.explanation_source for r in recs} <= {"template", "none"} and not any(r.rejected for r in recs)
-    finally:
-        rec.settings = replace(rec.settings, explanations="llm")
+    auto = rec.with_settings(explanations="auto")
+    assert not auto.writes_explanations and rec.writes_explanations  # a new object; the original is unchanged
+    recs = auto.recommend("u1", k=3)
+    assert {r.explanation_source for r in recs} <= {"template", "none"} and not any(r.rejected for r in recs)
+
+
+def test_train_fusion_chooses_on_validation_and_serving_reads_it_back(trained: tuple[Path, Path],  # noqa: F811
+                                                                      rec: Recommender, tmp_path: Path) -> None:
+    """`kerec train fusion` (choose_fusion_weight + save_fusion_choice) writes the weight into the checkpoint;
+    a Recommender loaded with the same LLM spec uses it, one with another LLM does not."""
+    import shutil
+
+    from kerec.api.tuning import choose_fusion_weight, save_fusion_choice
+    from kerec.fusion import WEIGHTS
+    from kerec.gnn import Checkpoint
+
+    data, ckpt = trained
+    choice, sweep = choose_fusion_weight(rec, "default", users=12, negatives=7, seed=3, progress=False)
+    assert set(sweep) == {str(w) for w in WEIGHTS} and choice.users == 12
+    assert choice.valid_acc == max(sweep.values()) and choice.weight in WEIGHTS
+    assert all(v < choice.valid_acc for w, v in sweep.items() if float(w) < choice.weight)  # ties: the smaller weight
+    copy = shutil.copy(ckpt, tmp_path / "retriever.pt")
+    save_fusion_choice(copy, choice)
+    assert Checkpoint.load(copy).fusion == choice
+    same = Recommender.load(copy, data=str(data), llm="default")
+    assert same.fusion_weight == choice.weight and same.fusion_source.startswith("checkpoint")
+    other = same.with_llm(rec.llm)  # an LLM given as an object: not the one the weight was chosen for
+    assert other.fusion_weight == 0.0 and "chosen for 'default'" in other.fusion_source

@@ -3,19 +3,12 @@
 ``ChatEngine(rec).chat(session_id, "something like Fargo, but no horror")`` → :class:`ChatReply` with
 recommendations that obey every hard constraint stated so far, a grounded reply text, or a question back
 when there is nothing to go on. Messages are read by rules (:mod:`kerec.chat.parse`), screened first
-(:mod:`kerec.chat.guard`); ``Recommender.chat`` and ``kerec chat`` use the same engine.
+(:mod:`kerec.chat.guard`); ``kerec chat`` and ``kerec serve`` use the same engine. It ranks through the
+Recommender's public scoring, so a known user's unconstrained request ranks as ``recommend`` ranks it.
 """
 from __future__ import annotations
 
+from kerec.chat.engine import ChatEngine, ChatReply
 from kerec.chat.errors import ChatError
 
-__all__ = ["ChatEngine", "ChatError", "ChatReply", "engine_for"]
-
-
-def __getattr__(name: str) -> object:
-    # The engine imports kerec.api, and kerec.api imports this package lazily: keep the import lazy here too.
-    if name in ("ChatEngine", "ChatReply", "engine_for"):
-        from kerec.chat import engine
-
-        return getattr(engine, name)
-    raise AttributeError(f"module 'kerec.chat' has no attribute {name!r}")
+__all__ = ["ChatEngine", "ChatError", "ChatReply"]

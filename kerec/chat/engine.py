@@ -86,21 +86,14 @@ class ChatEngine:
             raise ChatError(f"k must be at most {MAX_K}, got {k}")
         if not session_ttl_s > 0:
             raise ChatError(f"session_ttl_s must be positive, got {session_ttl_s!r}")
-        from kerec.data.history import popularity_scores
-
         self.recommender = recommender
         self.k, self.max_sessions, self.max_turns = k, max_sessions, max_turns
         self.max_message_chars, self.session_ttl_s, self.reply_tokens = max_message_chars, session_ttl_s, reply_tokens
         self._clock = clock
-        self._popularity = popularity_scores(recommender.prepared.split.train,
-                                             recommender.dataset.num_items).numpy().astype(np.float64)
-        self.catalogue = build_catalogue(recommender.dataset, self._popularity)
-        self._item_vectors = recommender.embeddings.items.numpy().astype(np.float64)
+        self.catalogue = build_catalogue(recommender.dataset, recommender.popularity)
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._lock = threading.Lock()  # the session table
         self._llm_lock = threading.Lock()  # LLM backends are not guaranteed thread-safe
-        self._index_lock = threading.Lock()
-        self._node_index: dict[str, dict[str, int]] | None = None
 
     # ------------------------------------------------------------------ public
     def chat(self, session_id: str, message: str | bytes, *, user: str | None = None,
@@ -190,14 +183,14 @@ class ChatEngine:
 
     def _recommend(self, session_id: str, state: SessionState, parsed: Parsed, ack: str, k: int) -> ChatReply:
         rec = self.recommender
-        ranked = rank(rec, self.catalogue, self._item_vectors, self._popularity, state, k)
+        ranked = rank(rec, self.catalogue, state, k)
         if not ranked.items:
             text = no_match_text(ack, state, self.catalogue)
             state.log.append(("assistant", text))
             state.shown = []
             return ChatReply(session_id, text, (), text, self._constraints(state), text_source="question",
                              understood=self._understood(parsed))
-        ev = evidence(rec, ranked, self._index())
+        ev = evidence(rec, ranked)
         recs = []
         for position, i in enumerate(ranked.items, 1):
             ident = rec.dataset.items.external(i)
@@ -229,13 +222,6 @@ class ChatEngine:
                     return ack + out, "llm" if attempt == 0 else "llm-retry"
         return template_reply(ack, state, self.catalogue, recs, refs), "template"
 
-    def _index(self) -> dict[str, dict[str, int]]:
-        with self._index_lock:
-            if self._node_index is None:
-                store = self.recommender.store
-                self._node_index = {label: store.node_index(label) for label in ("Item", "Entity")}
-            return self._node_index
-
     def _understood(self, parsed: Parsed) -> dict[str, Any]:
         ext = self.recommender.dataset.items.external
 
@@ -249,15 +235,3 @@ class ChatEngine:
                 "year_min": parsed.year_min, "year_max": parsed.year_max,
                 "years_out": [list(s) for s in parsed.years_out], "not_found": list(parsed.not_found),
                 "more": parsed.more, "reset": parsed.reset}
-
-
-_ENGINES_LOCK = threading.Lock()
-
-
-def engine_for(recommender: Recommender) -> ChatEngine:
-    """The recommender's own engine, created on first use (what :meth:`Recommender.chat` calls)."""
-    with _ENGINES_LOCK:
-        engine = recommender.__dict__.get("_chat_engine")
-        if engine is None:
-            engine = recommender.__dict__["_chat_engine"] = ChatEngine(recommender)
-        return engine

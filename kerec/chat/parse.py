@@ -38,7 +38,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from kerec.chat import vocab
+import kerec.chat.vocab as vocab
 from kerec.chat.catalogue import ARTICLES, Catalogue, genre_forms, normalise
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\w\s]")

@@ -1,13 +1,15 @@
 """Candidates for a conversation: the GNN's item vectors scored against the session's taste, hard
 constraints enforced as a mask, evidence from the graph store.
 
-Score of item *i* (every term standardised over the catalogue, ``z``):
+Score of item *i* (every term standardised over the catalogue, ``z``), each from the Recommender's public
+scoring (:meth:`~kerec.api.Recommender.gnn_scores`, :meth:`~kerec.api.Recommender.profile_scores`: the item
+head included when fitted), so a known user's unconstrained request ranks as ``recommend`` ranks it:
 
-* ``z(u·e_i)`` for a known user *u* with history (the retriever's own user vector), plus
-* ``z(l·e_i)`` with ``l`` the mean vector of the items liked in the chat — the temporary history: in
+* ``z(s_u)``, the retriever's score for a known user *u* with history, plus
+* ``z(s_l)``, its score for a profile of the items liked in the chat — the temporary history: in
   LightGCN-style models a user's vector is built from the vectors of their items, so the mean of liked
   items stands in for a user the retriever never saw; minus
-* ``0.5·z(d·e_i)`` with ``d`` the mean vector of disliked items;
+* ``0.5·z(s_d)`` for the profile of disliked items;
 * without either of the first two: ``z(log(1 + training interactions))`` (popularity), the cold-start basis;
 * soft preferences: ``+0.5·Σ_g w_g·[i has genre g]`` and ``+0.5·s·z(year_i)`` (``s`` = +1 newer, −1 older).
 
@@ -18,12 +20,10 @@ catalogue can come out: candidates are catalogue indices.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from kerec.chat.catalogue import Catalogue
 from kerec.fusion import standardise
@@ -46,7 +46,8 @@ class Ranked:
     base: np.ndarray
     basis: str  # "gnn" or "popularity"
     history: list[str]
-    vector: torch.Tensor | None  # (d,) the taste vector facts are scored against
+    user: str | None  # the known user whose taste facts are scored against (None: none with history)
+    liked: tuple[str, ...]  # liked item ids, whose mean vector joins that taste
 
 
 def constraint_mask(state: SessionState, catalogue: Catalogue, allowed: np.ndarray,
@@ -73,27 +74,22 @@ def constraint_mask(state: SessionState, catalogue: Catalogue, allowed: np.ndarr
     return mask
 
 
-def rank(rec: Recommender, catalogue: Catalogue, item_vectors: np.ndarray, popularity: np.ndarray,
-         state: SessionState, k: int) -> Ranked:
+def rank(rec: Recommender, catalogue: Catalogue, state: SessionState, k: int) -> Ranked:
     """The top ``k`` items for ``state`` (fewer when the constraints leave fewer)."""
     items = rec.dataset.items
     user_history = rec.history(state.user) if state.user else []  # reads the graph store
     seen = items.indices(user_history).tolist() if user_history else []
+    ext = items.external
     terms: list[np.ndarray] = []
-    vectors: list[torch.Tensor] = []
-    if user_history:
-        u = rec.dataset.users.index(state.user)
-        vectors.append(rec.embeddings.users[u])
-        terms.append(standardise(item_vectors @ rec.embeddings.users[u].numpy().astype(np.float64)))
+    if user_history:  # the score `recommend` ranks by, item head included
+        terms.append(standardise(rec.gnn_scores(state.user)))
     if state.liked:
-        liked = rec.embeddings.items[list(state.liked)].mean(0)
-        vectors.append(liked)
-        terms.append(standardise(item_vectors @ liked.numpy().astype(np.float64)))
+        terms.append(standardise(rec.profile_scores([ext(i) for i in state.liked])))
     basis = "gnn" if terms else "popularity"
-    base = np.sum(terms, axis=0) if terms else standardise(np.log1p(popularity))
+    base = np.sum(terms, axis=0) if terms else standardise(np.log1p(rec.popularity))
     score = base.copy()
     if state.disliked:
-        score -= 0.5 * standardise(item_vectors @ item_vectors[list(state.disliked)].mean(0))
+        score -= 0.5 * standardise(rec.profile_scores([ext(i) for i in state.disliked]))
     if state.soft_genres:
         weights = np.array([state.soft_genres.get(g, 0.0) for g in catalogue.genre_names])
         score += 0.5 * (catalogue.genres.astype(np.float64) @ weights)
@@ -104,22 +100,15 @@ def rank(rec: Recommender, catalogue: Catalogue, item_vectors: np.ndarray, popul
     mask = constraint_mask(state, catalogue, rec.prepared.allowed_items, seen)
     order = np.argsort(-np.where(mask, score, -np.inf), kind="stable")
     top = [int(i) for i in order[:k] if mask[i]]
-    history = [items.external(i) for i in list(state.liked)[-EVIDENCE_HISTORY:]]
+    history = [ext(i) for i in list(state.liked)[-EVIDENCE_HISTORY:]]
     history += [h for h in user_history[-EVIDENCE_HISTORY:] if h not in history]
-    vector = torch.stack(vectors).sum(0) if vectors else None
-    return Ranked(top, score, base, basis, history, vector)
+    return Ranked(top, score, base, basis, history, state.user if user_history else None,
+                  tuple(ext(i) for i in state.liked))
 
 
-def evidence(rec: Recommender, ranked: Ranked, node_index: Mapping[str, Mapping[str, int]]) -> dict[str, list[Evidence]]:
+def evidence(rec: Recommender, ranked: Ranked) -> dict[str, list[Evidence]]:
     """Graph-store evidence for each pick (paths from the history, the pick's named attributes), scored
-    by the GNN against the session's taste vector (the degree prior without one)."""
-    from kerec.gnn.models import Embeddings
-    from kerec.retriever import fact_scorer
-
-    ids = [rec.dataset.items.external(i) for i in ranked.items]
-    scorer = None
-    if ranked.vector is not None:
-        emb = Embeddings(ranked.vector.unsqueeze(0), rec.embeddings.items)
-        scorer = fact_scorer(rec.model, rec.graph, emb, 0, node_index, rec.prepared.graph_kg.relations,
-                             knowledge=rec.knowledge)
-    return rec.evidence.best(ranked.history, ids, scorer, top=rec.settings.evidence_per_item)
+    by the GNN against the session's taste — the known user's vector plus the liked items' — (the degree
+    prior without one)."""
+    return rec.evidence_for(ranked.history, [rec.dataset.items.external(i) for i in ranked.items],
+                            user=ranked.user, profile=ranked.liked)

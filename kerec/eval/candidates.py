@@ -11,64 +11,18 @@ so a user's task does not depend on which other users are evaluated.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from kerec import fusion
+from kerec.metrics.candidates import (CANDIDATE_METRICS, PARTS, Task, held_out, negative_tasks, rank_metrics,
+                                      sample_users)
 from kerec.eval.shards import Shard, batches
 from kerec.eval.systems import Trained, score_fn
 
-PARTS = {"valid": 1, "test": 2}
-CANDIDATE_METRICS = ("acc", "recall@3", "recall@5", "valid_ratio")
 LetterScorer = Callable[[list[str], list[list[str]]], np.ndarray]  # external ids -> (B, C) log-probs
-
-
-@dataclass(frozen=True)
-class Task:
-    user: int
-    items: np.ndarray  # (C,) item indices in the order presented
-    targets: frozenset[int]
-
-
-def _seen(prepared: object) -> dict[int, np.ndarray]:
-    split = prepared.split  # type: ignore[attr-defined]
-    pairs = np.concatenate([split.train, split.valid, split.test])
-    order = np.argsort(pairs[:, 0], kind="stable")
-    users, starts = np.unique(pairs[order, 0], return_index=True)
-    return {int(u): items for u, items in zip(users, np.split(pairs[order, 1], starts[1:]))}
-
-
-def held_out(prepared: object, part: str) -> dict[int, np.ndarray]:
-    pairs = prepared.split.part(part)  # type: ignore[attr-defined]
-    out: dict[int, list[int]] = {}
-    for u, i in pairs:
-        out.setdefault(int(u), []).append(int(i))
-    return {u: np.asarray(v) for u, v in sorted(out.items())}
-
-
-def sample_users(prepared: object, part: str, n: int, seed: int) -> list[int]:
-    """``n`` held-out users of ``part`` (all when n is 0 or larger), drawn with ``seed``, ascending."""
-    users = list(held_out(prepared, part))
-    if n == 0 or n >= len(users):
-        return users
-    rng = np.random.default_rng([seed, PARTS[part]])
-    return sorted(users[j] for j in rng.choice(len(users), size=n, replace=False))
-
-
-def negative_tasks(prepared: object, part: str, users: Sequence[int], seed: int, negatives: int) -> list[Task]:
-    allowed = np.flatnonzero(prepared.allowed_items)  # type: ignore[attr-defined]
-    seen, held = _seen(prepared), held_out(prepared, part)
-    tasks = []
-    for u in users:
-        rng = np.random.default_rng([seed, PARTS[part], u])
-        target = int(rng.choice(held[u]))
-        pool = np.setdiff1d(allowed, seen[u], assume_unique=False)
-        items = np.concatenate([[target], rng.choice(pool, size=min(negatives, pool.size), replace=False)])
-        tasks.append(Task(u, rng.permutation(items), frozenset({target})))
-    return tasks
 
 
 def top_tasks(trained: Trained, users: Sequence[int], seed: int, size: int = 20) -> list[Task]:
@@ -114,18 +68,6 @@ def recency_scores(items: torch.Tensor, tasks: Sequence[Task], histories: dict[i
                             torch.ones(1, len(recent), dtype=torch.bool))
         out.append(cos[0].numpy().astype(np.float64))
     return out
-
-
-def rank_metrics(scores: Sequence[np.ndarray], tasks: Sequence[Task]) -> dict[str, np.ndarray]:
-    """Per-user ACC, Recall@3, Recall@5, ValidRatio of ranking each task's candidates by ``scores``."""
-    out: dict[str, list[float]] = {m: [] for m in CANDIDATE_METRICS}
-    for s, t in zip(scores, tasks):
-        order = t.items[np.argsort(-np.asarray(s), kind="stable")]
-        out["acc"].append(float(int(order[0]) in t.targets))
-        out["recall@3"].append(float(bool(t.targets & set(order[:3].tolist()))))
-        out["recall@5"].append(float(bool(t.targets & set(order[:5].tolist()))))
-        out["valid_ratio"].append(float(int(order[0]) in set(t.items.tolist())))
-    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def choose_weight(gnn: Sequence[np.ndarray], llm: Sequence[np.ndarray], tasks: Sequence[Task]) -> tuple[float, dict[str, float]]:

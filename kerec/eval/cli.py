@@ -35,13 +35,13 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config}: ok ({len(config.systems)} systems, {len(config.seeds)} seed(s))")
         return 0
-    from kerec.eval.harness import evaluate
-
     from kerec.eval.command import command_line
+    from kerec.eval.harness import evaluate
+    from kerec.process import freeze_long_lived_objects
 
     command = getattr(args, "command_line", None) or command_line("kerec")
     report = evaluate(config, out=args.out, work=args.work, fresh=args.fresh, progress=not args.no_progress,
-                      command=command)
+                      command=command, loaded=freeze_long_lived_objects)
     print("\n".join(report.headline))
     print(f"report: {report.out / 'report.md'}")
     return 0

@@ -374,7 +374,7 @@ def check(config: EvalConfig, *, check_paths: bool = True) -> None:
 
 def _check_retriever(config: EvalConfig, src: str) -> None:
     from kerec.gnn.train import TrainConfig
-    from kerec.retriever import RetrieverSpec
+    from kerec.gnn import RetrieverSpec
 
     sec = config.retriever
     _choices(src, "retriever.model key(s)", list(sec.model), tuple(f.name for f in fields(RetrieverSpec)))

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,13 @@ from kerec.metrics.stats import paired_test
 
 
 def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, work: str | Path | None = None,
-             fresh: bool = False, progress: bool = True, command: str | None = None) -> EvalReport:
+             fresh: bool = False, progress: bool = True, command: str | None = None,
+             loaded: Callable[[], None] | None = None) -> EvalReport:
     """Run the evaluation a config describes and write its report. ``config``: an :class:`EvalConfig` or
     a YAML path; ``out``: report folder (default ``eval/results/<name>``); ``work``: run folder (default
-    ``runs/eval/<name>``); ``fresh``: delete the run folder first instead of resuming from it."""
+    ``runs/eval/<name>``); ``fresh``: delete the run folder first instead of resuming from it; ``loaded``:
+    called after each Recommender is loaded, before it is timed (``kerec eval`` passes
+    :func:`kerec.cli.freeze_long_lived_objects`: a process-wide effect is the entry point's to choose)."""
     import torch
 
     if not isinstance(config, EvalConfig):
@@ -38,7 +42,7 @@ def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, 
         shutil.rmtree(work)
     torch.set_num_threads(config.threads)
     started = time.perf_counter()
-    run = _Run(config, work, progress)
+    run = _Run(config, work, progress, loaded)
     results: dict[str, Any] = {"name": config.name, "config": config.to_dict(), "config_file": config.source,
                                "command": command or "kerec.evaluate(" + repr(config.source or config.name) + ")",
                                "dataset_key": dataset_key(config), "work": str(work)}
@@ -68,10 +72,10 @@ def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, 
 class _Run:
     """The state of one evaluation: systems, per-user results, the LLM when needed."""
 
-    def __init__(self, config: EvalConfig, work: Path, progress: bool) -> None:
+    def __init__(self, config: EvalConfig, work: Path, progress: bool, loaded: Callable[[], None] | None) -> None:
         from kerec.eval.systems import Systems
 
-        self.config, self.work, self.progress = config, work, progress
+        self.config, self.work, self.progress, self.loaded = config, work, progress, loaded
         self.systems = Systems(config, work, progress=progress)
         self.per_user: dict[tuple[str, int], Any] = {}  # (system, seed) -> FullResult
         self._llm: Any = None
@@ -233,6 +237,8 @@ class _Run:
             # explanations="llm": the explain protocol measures the LLM's texts, which "auto" skips on a CPU
             self._recs[seed] = Recommender.load(trained.checkpoint, data=data, llm=self.llm(),
                                                 settings=Settings(history="train", explanations="llm"))
+            if self.loaded is not None:
+                self.loaded()
         return self._recs[seed]
 
     def tuned(self) -> Any:
@@ -284,7 +290,7 @@ class _Run:
         seed = self.config.seeds[0]
         rec = self.recommender(seed)
         weight = self.fusion_weight if self.fusion_weight is not None else (cand.fusion_weight or 0.0)
-        rec.settings = replace(rec.settings, fusion_weight=weight)
+        rec = rec.with_settings(fusion_weight=weight)
         prepared = rec.prepared
         users = (self.sample_users or cp.sample_users(prepared, "test", cand.users, seed))[: section.users]
         ext = [prepared.dataset.users.external(u) for u in users]
@@ -313,7 +319,7 @@ class _Run:
     # ----------------------------------------------------------------------------------- cold start
     def cold_start(self) -> dict[str, Any]:
         from kerec.eval.systems import train_key
-        from kerec.retriever import evaluate_cold_start
+        from kerec.gnn import evaluate_cold_start
 
         section = self.config.protocols.cold_start
         assert section is not None

@@ -29,7 +29,7 @@ class Trained:
 
     system: str
     seed: int
-    prepared: Any  # kerec.retriever.Prepared
+    prepared: Any  # kerec.gnn.pipeline.Prepared
     model: Any = None
     graph: Any = None
     embeddings: Any = None
@@ -44,7 +44,7 @@ class Trained:
 def settings(config: EvalConfig, system: str) -> tuple[Any, Any]:
     """The (RetrieverSpec, TrainConfig) a trained system starts from, seed not yet set."""
     from kerec.gnn.train import TrainConfig
-    from kerec.retriever import RetrieverSpec, load_config, system_settings
+    from kerec.gnn import RetrieverSpec, load_config, system_settings
 
     spec, train = load_config(config.retriever.base) if config.retriever.base else (RetrieverSpec(), TrainConfig())
     spec = replace(spec, **config.retriever.model)
@@ -72,7 +72,7 @@ class Systems:
         self._text: np.ndarray | None = None
 
     def prepared(self, cold_fraction: float | None = None) -> Any:
-        from kerec.retriever import prepare
+        from kerec.gnn import prepare
 
         if cold_fraction not in self._prepared:
             ds = self.config.dataset
@@ -82,7 +82,7 @@ class Systems:
         return self._prepared[cold_fraction]
 
     def text(self) -> np.ndarray:
-        from kerec.retriever import item_text_vectors
+        from kerec.gnn import item_text_vectors
 
         if self._text is None:
             self._text = item_text_vectors(self.prepared().dataset, progress=self.progress)
@@ -108,7 +108,7 @@ class Systems:
         if system in UNTRAINED:
             return Trained(system, seed, prepared)
         from kerec.gnn.checkpoint import Checkpoint
-        from kerec.retriever import load_retriever, make_checkpoint, train_retriever
+        from kerec.gnn import load_retriever, make_checkpoint, train_retriever
 
         folder = self.folder(system, seed, cold_fraction)
         ckpt_path, record_path = folder / "retriever.pt", folder / "record.json"

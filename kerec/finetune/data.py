@@ -44,7 +44,7 @@ from kerec.prompting import LETTERS, explanation_inputs, load_prompt, ranking_in
 if TYPE_CHECKING:
     from kerec.gnn.graph import TrainingGraph
     from kerec.gnn.models import Retriever
-    from kerec.retriever import Prepared
+    from kerec.gnn import Prepared
 
 KINDS = ("ranking", "explanation")
 RANKING_PROMPTS = ("ranking", "ranking-compact")

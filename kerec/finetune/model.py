@@ -49,41 +49,45 @@ class JointModel(nn.Module):
         self.residual = float(residual)
         self.register_buffer("letter_ids", torch.tensor(list(letter_ids or []), dtype=torch.long), persistent=False)
 
-    def inputs(self, graph: TrainingGraph, batch: Batch, emb: Embeddings | None = None) -> tuple[Tensor, Tensor]:
+    def inputs(self, graph: TrainingGraph, batch: Batch, emb: Embeddings | None = None, *,
+               soft_prompt: bool = True) -> tuple[Tensor, Tensor]:
         """The LLM's input embeddings (B, L', D) and attention mask (B, L'): the text's token embeddings
         with the soft prompt spliced in — before the text (prefix: L' = k + L) or at the placeholder
-        positions (inline: L' = L) — or the text alone without a projector (L' = L)."""
+        positions (inline: L' = L) — or the text alone without a projector or with ``soft_prompt=False``
+        (L' = L). The model is never changed by a call, so concurrent callers may differ in ``soft_prompt``."""
         text = self.llm.get_input_embeddings()(batch.input_ids)
         mask = batch.attention_mask
-        inline = self.projector is not None and self.placement == "inline"
+        projector = self.projector if soft_prompt else None
+        inline = projector is not None and self.placement == "inline"
         if not inline and bool((batch.slots >= 0).any()):
             # Placeholder positions hold pad ids: read as text they would silently corrupt the prompt.
             raise FinetuneError(f"the prompts hold soft-token placeholders, but the model has "
-                                f"{'no soft prompt' if self.projector is None else 'prefix placement'}; "
+                                f"{'no soft prompt' if projector is None else 'prefix placement'}; "
                                 "use placement 'inline', or encode with soft=False to drop them")
-        if self.projector is None:
+        if projector is None:
             return text, mask
         with self._graph_precision():
             emb = emb if emb is not None else self.gnn(graph)
             knowledge = self.gnn.knowledge(graph)
-        soft, soft_mask = self.projector(graph_inputs(self.gnn, graph, emb, knowledge, batch.users, batch.items,
+        soft, soft_mask = projector(graph_inputs(self.gnn, graph, emb, knowledge, batch.users, batch.items,
                                                       batch.item_mask, batch.facts, batch.fact_mask,
                                                       batch.recent, batch.recent_mask))
         if not inline:
             return splice(soft, soft_mask, text, mask)
         return fill_slots(soft, soft_mask, text, batch.slots), mask
 
-    def prompt_embeddings(self, graph: TrainingGraph, batch: Batch) -> list[Tensor]:
+    def prompt_embeddings(self, graph: TrainingGraph, batch: Batch, *, soft_prompt: bool = True) -> list[Tensor]:
         """Each row's unpadded input embeddings, shape (n_b, D): what an engine that takes prompt
         embeddings (vLLM's ``prompt_embeds``) needs to reproduce :meth:`logits` — masked positions (padding,
         masked soft tokens) take no position there either."""
-        text, mask = self.inputs(graph, batch)
+        text, mask = self.inputs(graph, batch, soft_prompt=soft_prompt)
         return [row[m.bool()] for row, m in zip(text, mask)]
 
-    def logits(self, graph: TrainingGraph, batch: Batch, keep: int, emb: Embeddings | None = None) -> Tensor:
+    def logits(self, graph: TrainingGraph, batch: Batch, keep: int, emb: Embeddings | None = None, *,
+               soft_prompt: bool = True) -> Tensor:
         """shape: (B, keep, V) — next-token logits at the last ``keep`` positions of each row, with the
         soft prompt spliced in (:meth:`inputs`). ``emb``: this step's ``gnn(graph)`` if already computed."""
-        text, mask = self.inputs(graph, batch, emb)
+        text, mask = self.inputs(graph, batch, emb, soft_prompt=soft_prompt)
         # Left padding shifts real tokens right; positions count real tokens only (as at inference).
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         out = self.llm(inputs_embeds=text, attention_mask=mask, position_ids=positions, logits_to_keep=keep)

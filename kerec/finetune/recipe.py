@@ -22,7 +22,7 @@ from kerec.layered_yaml import read_layered
 
 @dataclass(frozen=True)
 class DatasetSection:
-    """``path``: a dataset folder (None: the embedded ml-100k); the rest as :func:`kerec.retriever.prepare`."""
+    """``path``: a dataset folder (None: the embedded ml-100k); the rest as :func:`kerec.gnn.pipeline.prepare`."""
 
     path: str | None = None
     format: str = "auto"

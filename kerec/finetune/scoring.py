@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kerec.data import UnknownIdError
+from kerec.data import Dataset, UnknownIdError
 from kerec.finetune import checkpoint as ck
 from kerec.finetune import setup
 from kerec.finetune.batches import Encoded, collate, encode
@@ -35,6 +35,7 @@ from kerec.finetune.model import JointModel
 from kerec.finetune.recipe import Recipe
 from kerec.finetune.soft_prompt import serving_scores
 from kerec.gnn.checkpoint import Checkpoint
+from kerec.kg.store import GraphStore
 from kerec.llm.base import flat_ids, letter_token_ids, renormalised_letter_logprobs
 
 
@@ -55,11 +56,13 @@ class TunedRanker:
 
     @classmethod
     def load(cls, path: str | Path, *, data: str | None = None, device: str = "cpu", batch_size: int = 8,
-             progress: bool = False, engine: str = "transformers", engine_kwargs: dict[str, Any] | None = None
-             ) -> TunedRanker:
+             progress: bool = False, engine: str = "transformers", engine_kwargs: dict[str, Any] | None = None,
+             dataset: Dataset | None = None, store: GraphStore | None = None) -> TunedRanker:
         """``path``: a checkpoint folder (``step-N``) or a run folder (its ``latest``); ``data``: the dataset
         folder if not the recipe's; ``engine``: "transformers" or "vllm" (``engine_kwargs`` go to
-        ``vllm.LLM``). Fails if the recipe's base LLM is not the one the checkpoint was tuned on."""
+        ``vllm.LLM``). ``dataset``/``store``: that dataset and an in-process store of its KG when the caller
+        has loaded them already (a :class:`~kerec.api.Recommender`), so the KG is not loaded again. Fails if
+        the recipe's base LLM is not the one the checkpoint was tuned on."""
         if engine not in ENGINES:
             raise FinetuneError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         folder = ck.resolve(path)
@@ -75,8 +78,9 @@ class TunedRanker:
             adapter = folder / "adapter" if recipe.llm.adapter == "lora" else None
             served = VLLMLLM(recipe.llm.model, adapter=adapter, progress=progress,
                              **({"enable_prompt_embeds": True, "dtype": "float32"} | (engine_kwargs or {})))
+        kg = store.to_tensors(add_inverse=True) if store is not None else None
         prepared, gnn, graph, _ = setup.from_retriever_checkpoint(Checkpoint.load(folder / "retriever.pt"),
-                                                                  data or recipe.dataset.path)
+                                                                  dataset or data or recipe.dataset.path, kg=kg)
         base = setup.load_llm(recipe, device)
         ck.check_base(state.base_model, ck.base_identity(base.name, base.model.config), folder)
         model = setup.joint_model(replace(recipe, llm=replace(recipe.llm, gradient_checkpointing=False)), base.model, gnn)
@@ -91,7 +95,7 @@ class TunedRanker:
             if model.projector is not None:
                 model.projector.to(device)
         model.eval()
-        builder = setup.builder(recipe, prepared, gnn, graph)
+        builder = setup.builder(recipe, prepared, gnn, graph, store=store)
         return cls(model, base.tokenizer, builder, graph, device=device, batch_size=batch_size, progress=progress,
                    engine=served)
 
@@ -180,29 +184,23 @@ class TunedRanker:
         soft = soft_prompt and self.model.projector is not None
         encoded = [encode(self.tokenizer, s, with_answer=False, soft=soft) for s in samples]
         order = sorted(range(len(samples)), key=lambda i: len(encoded[i].prompt))
-        projector = self.model.projector
-        if not soft_prompt:
-            self.model.projector = None
-        try:
-            starts = range(0, len(order), self.batch_size)
-            for start in tqdm(starts, desc="tuned LLM ranking", disable=not self.progress or len(starts) <= 1):
-                rows = order[start:start + self.batch_size]
-                self._score_rows(rows, [encoded[i] for i in rows], out)
-        finally:
-            self.model.projector = projector
+        starts = range(0, len(order), self.batch_size)
+        for start in tqdm(starts, desc="tuned LLM ranking", disable=not self.progress or len(starts) <= 1):
+            rows = order[start:start + self.batch_size]
+            self._score_rows(rows, [encoded[i] for i in rows], out, soft)
         return out
 
-    def _score_rows(self, rows: list[int], encoded: list[Encoded], out: np.ndarray) -> None:
+    def _score_rows(self, rows: list[int], encoded: list[Encoded], out: np.ndarray, soft: bool) -> None:
         batch = collate(encoded, self.tokenizer.pad_token_id).to(self.device)
         if self.engine is not None:
             with torch.inference_mode():
-                embeds = self.model.prompt_embeddings(self.graph, batch)
+                embeds = self.model.prompt_embeddings(self.graph, batch, soft_prompt=soft)
             scored = self.engine.letter_logprobs_embedded([e.float() for e in embeds], [len(e.items) for e in encoded])
             for row, enc, lp in zip(rows, encoded, scored):
                 out[row, : len(enc.items)] = lp
             return
         with torch.inference_mode():
-            logits = self.model.logits(self.graph, batch, 1)[:, -1].float()
+            logits = self.model.logits(self.graph, batch, 1, soft_prompt=soft)[:, -1].float()
         logp = torch.log_softmax(logits, -1).cpu()
         for row, enc, lp in zip(rows, encoded, logp):
             letters = self._letter_ids(len(enc.items))

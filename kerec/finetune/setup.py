@@ -10,8 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from kerec.data import Dataset
 from kerec.finetune.data import InstructionBuilder, InstructionSample
-from kerec.paths import default_checkpoint
 from kerec.finetune.errors import RecipeError
 from kerec.finetune.graph_features import require_knowledge_retriever
 from kerec.finetune.model import JointModel, wrap_llm
@@ -19,17 +21,17 @@ from kerec.finetune.recipe import Recipe
 from kerec.finetune.soft_prompt import GraphSoftPrompt, embedding_rms
 from kerec.gnn.checkpoint import Checkpoint
 from kerec.gnn.graph import TrainingGraph
-from kerec.gnn.models import KnowledgeRetriever
-from kerec.kg import MemoryStore, build_ckg
-from kerec.retriever import Prepared
+from kerec.gnn.models import KnowledgeRetriever, build_model
+from kerec.gnn.train import TrainConfig, TrainState
+from kerec.gnn import (Prepared, RetrieverSpec, build_graph, load_retriever, make_checkpoint, prepare,
+                       prepare_from_checkpoint, train_retriever)
+from kerec.kg import CKGTensors, GraphStore, MemoryStore, build_ckg
+from kerec.paths import default_checkpoint
 
 
 def retriever(recipe: Recipe, *, progress: bool = True) -> tuple[Prepared, KnowledgeRetriever, TrainingGraph, Checkpoint]:
     """The GNN to tune, its data and a retriever checkpoint template (its dataset, split and args):
     from ``retriever.checkpoint``, or a fresh kerec retriever pretrained for ``pretrain_epochs``."""
-    from kerec.gnn.train import TrainConfig, TrainState
-    from kerec.retriever import RetrieverSpec, build_graph, make_checkpoint, prepare, train_retriever
-
     sec = recipe.retriever
     if sec.checkpoint is not None:
         path = default_checkpoint() if sec.checkpoint == "default" else Path(sec.checkpoint)
@@ -44,10 +46,6 @@ def retriever(recipe: Recipe, *, progress: bool = True) -> tuple[Prepared, Knowl
     if sec.pretrain_epochs > 0:
         model, graph, state = train_retriever(prepared, spec, config, progress=progress)
     else:
-        import torch
-
-        from kerec.gnn.models import build_model
-
         graph = build_graph(prepared, spec, None)
         torch.manual_seed(recipe.train.seed)
         model = build_model("kerec", graph, embedding_dim=spec.embedding_dim, num_layers=spec.num_layers,
@@ -57,10 +55,11 @@ def retriever(recipe: Recipe, *, progress: bool = True) -> tuple[Prepared, Knowl
     return prepared, require_knowledge_retriever(model), graph, ckpt
 
 
-def from_retriever_checkpoint(ckpt: Checkpoint, data: str | None) -> tuple[Prepared, KnowledgeRetriever, TrainingGraph, Checkpoint]:
-    from kerec.retriever import load_retriever, prepare_from_checkpoint
-
-    prepared = prepare_from_checkpoint(ckpt, data)
+def from_retriever_checkpoint(ckpt: Checkpoint, data: str | Dataset | None, *, kg: CKGTensors | None = None,
+                              ) -> tuple[Prepared, KnowledgeRetriever, TrainingGraph, Checkpoint]:
+    """The retriever of ``ckpt`` on its data (a folder, or the dataset already loaded; ``kg``: its KG tensors
+    when already exported), in training mode."""
+    prepared = prepare_from_checkpoint(ckpt, data, kg=kg)
     model, graph = load_retriever(ckpt, prepared)
     model.train()
     return prepared, require_knowledge_retriever(model), graph, ckpt
@@ -72,11 +71,13 @@ def store_for(prepared: Prepared) -> MemoryStore:
     return store
 
 
-def builder(recipe: Recipe, prepared: Prepared, model: KnowledgeRetriever, graph: TrainingGraph) -> InstructionBuilder:
+def builder(recipe: Recipe, prepared: Prepared, model: KnowledgeRetriever, graph: TrainingGraph, *,
+            store: GraphStore | None = None) -> InstructionBuilder:
     """The recipe's instruction builder: training samples and :class:`~kerec.finetune.scoring.TunedRanker`'s
-    prompts both come from it, so inference renders the prompt training did."""
-    return InstructionBuilder(prepared, store_for(prepared), recipe.data, model=model, graph=graph,
-                              profile_tokens=recipe.soft_prompt.graph_tokens)
+    prompts both come from it, so inference renders the prompt training did. ``store``: the dataset's KG
+    already in a store (else loaded here)."""
+    return InstructionBuilder(prepared, store if store is not None else store_for(prepared), recipe.data,
+                              model=model, graph=graph, profile_tokens=recipe.soft_prompt.graph_tokens)
 
 
 def samples(recipe: Recipe, prepared: Prepared, model: KnowledgeRetriever, graph: TrainingGraph, cache: Path | None,

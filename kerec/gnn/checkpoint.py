@@ -15,10 +15,43 @@ import torch
 from kerec.data import KerecError
 
 FORMAT = "kerec-retriever/1"
+FUSION_KEYS = ("weight", "llm", "chosen_on", "valid_acc", "users")
 
 
 class CheckpointError(KerecError):
     """A file that is not a usable kerec retriever checkpoint (or belongs to another dataset)."""
+
+
+@dataclass(frozen=True)
+class FusionChoice:
+    """The fusion weight chosen on the validation split for one LLM (``kerec train fusion``), saved in the
+    retriever checkpoint it was chosen with: ``llm`` the LLM spec, ``chosen_on`` what chose it (protocol and
+    split), ``valid_acc`` its validation ACC over ``users`` users."""
+
+    weight: float
+    llm: str
+    chosen_on: str
+    valid_acc: float
+    users: int
+
+    @classmethod
+    def from_dict(cls, raw: object, path: Path) -> FusionChoice:
+        """Strict: exactly the fields, each of its type; anything else is a :class:`CheckpointError`."""
+        if not isinstance(raw, dict) or set(raw) != set(FUSION_KEYS):
+            keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+            raise CheckpointError(f"{path}: the saved fusion choice must have exactly {list(FUSION_KEYS)}, got {keys}")
+        types = {"weight": float, "llm": str, "chosen_on": str, "valid_acc": float, "users": int}
+        for key, kind in types.items():
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else kind):
+                raise CheckpointError(f"{path}: fusion.{key} must be {kind.__name__}, got {value!r}")
+        if not 0.0 <= float(raw["weight"]) <= 1.0:
+            raise CheckpointError(f"{path}: fusion.weight must be between 0 and 1, got {raw['weight']}")
+        return cls(float(raw["weight"]), raw["llm"], raw["chosen_on"], float(raw["valid_acc"]), raw["users"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weight": self.weight, "llm": self.llm, "chosen_on": self.chosen_on, "valid_acc": self.valid_acc,
+                "users": self.users}
 
 
 @dataclass(frozen=True)
@@ -28,7 +61,8 @@ class Checkpoint:
     ``model``: registered name; ``model_args``: its keyword arguments; ``train_config``: the
     :class:`~kerec.gnn.train.TrainConfig` as a dict; ``dataset``: name, fingerprint, user/item/entity id
     lists and ``item_entity``; ``split``: {"train","valid","test"} → (n, 2) long tensors;
-    ``item_text``: (I, D) or None; ``metrics``: validation (and later test) figures.
+    ``item_text``: (I, D) or None; ``metrics``: validation (and later test) figures; ``fusion``: the fusion
+    weight chosen on validation for an LLM (:class:`FusionChoice`, None until ``kerec train fusion``).
     """
 
     model: str
@@ -40,11 +74,15 @@ class Checkpoint:
     item_text: torch.Tensor | None
     metrics: dict[str, Any]
     versions: dict[str, str]
+    fusion: FusionChoice | None = None
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": FORMAT, **self.__dict__}, path)
+        raw = {"format": FORMAT, **self.__dict__, "fusion": self.fusion.to_dict() if self.fusion else None}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(raw, tmp)
+        tmp.replace(path)  # a reader never sees half a file, and an old checkpoint survives a failed save
         return path
 
     @classmethod
@@ -59,10 +97,12 @@ class Checkpoint:
                                   f"{str(exc).splitlines()[0][:200]}); is it truncated?") from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise CheckpointError(f"{path}: not a kerec retriever checkpoint (expected format {FORMAT!r})")
-        missing = sorted(set(cls.__dataclass_fields__) - set(raw))
+        missing = sorted(set(cls.__dataclass_fields__) - {"fusion"} - set(raw))
         if missing:
             raise CheckpointError(f"{path}: checkpoint lacks {missing}; it may be truncated or from another version")
-        return cls(**{k: raw[k] for k in cls.__dataclass_fields__})
+        fusion = raw.get("fusion")
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k != "fusion"},
+                   fusion=None if fusion is None else FusionChoice.from_dict(fusion, path))
 
     def check_dataset(self, fingerprint: str, name: str) -> None:
         """Raise :class:`CheckpointError` unless the checkpoint was trained on this dataset."""

@@ -62,12 +62,10 @@ class Objective(nn.Module):
     """The training objective as one module around an unchanged retriever, so DDP can wrap it:
     ``forward`` returns ``(L_R, L_reg, L_K, L_A)`` for a batch and the embeddings it scored."""
 
-    def __init__(self, retriever: Retriever, ranking_loss: Callable[..., Tensor] | None = None) -> None:
+    def __init__(self, retriever: Retriever, ranking_loss: Callable[..., Tensor]) -> None:
         super().__init__()
-        from kerec.gnn.train import bpr_loss
-
         self.retriever = retriever
-        self.ranking_loss = ranking_loss or bpr_loss  # (embeddings, users, positives, negatives (B, K)) -> L_R
+        self.ranking_loss = ranking_loss  # (embeddings, users, positives, negatives (B, K)) -> L_R
 
     def forward(self, graph: TrainingGraph, users: Tensor, pos: Tensor, neg: Tensor,
                 triples: Tensor, corrupt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Embeddings]:

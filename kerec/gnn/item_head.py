@@ -13,7 +13,7 @@ either alone (the validation search is in ``eval/results/retriever-head/``). Fus
 .. math:: s(u, j) = z_u(e_u \cdot e_j) + \alpha\, z_u\big((XB)_{uj}\big),
 
 ``z_u`` standardising over all items of the user's row, so ``α`` does not depend on either part's scale.
-``λ`` and ``α`` are chosen on the validation split (:func:`kerec.retriever.fit_item_head`); ``α = 0`` is
+``λ`` and ``α`` are chosen on the validation split (:func:`kerec.gnn.pipeline.fit_item_head`); ``α = 0`` is
 the GNN alone. The GNN is trained without the head (the head has no gradient-trained parameters), and
 the KG fact scores stay the GNN's.
 

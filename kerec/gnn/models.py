@@ -228,7 +228,7 @@ class KnowledgeRetriever(Retriever):
 
 class ItemItemOnly(Retriever):
     """EASE alone (Steck, WWW 2019): the closed-form item–item model of :mod:`kerec.gnn.item_head`
-    without a GNN, as a baseline. Nothing is trained by gradient; :func:`kerec.retriever.fit_item_head`
+    without a GNN, as a baseline. Nothing is trained by gradient; :func:`kerec.gnn.pipeline.fit_item_head`
     fits it and chooses λ on validation."""
 
     def __init__(self, *, num_users: int, num_items: int) -> None:

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
 from kerec import __version__
+from kerec.chat import ChatEngine
 from kerec.data import KerecError
 from kerec.kg.errors import GraphStoreUnavailable
 from kerec.serve.config import ServeConfig
@@ -48,12 +49,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(recommender: Recommender, *, chat_engine: Any = None, config: ServeConfig = ServeConfig()) -> FastAPI:
-    """An app serving ``recommender``. ``chat_engine``: a :class:`kerec.chat.ChatEngine`; None uses the
-    recommender's own (:func:`kerec.chat.engine_for`, the one ``Recommender.chat`` uses)."""
+    """An app serving ``recommender``. ``chat_engine``: a :class:`kerec.chat.ChatEngine`; None: a new one
+    over ``recommender``."""
     if chat_engine is None:
-        from kerec.chat import engine_for
-
-        chat_engine = engine_for(recommender)
+        chat_engine = ChatEngine(recommender)
     started = int(time.time())
     limiter = anyio.CapacityLimiter(config.workers)
     app = FastAPI(title="kerec", version=__version__, default_response_class=SafeJSONResponse,

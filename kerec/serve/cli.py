@@ -51,6 +51,8 @@ def url_of(host: str, port: int) -> str:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from kerec.process import freeze_long_lived_objects
+
     from kerec.api import Recommender
     from kerec.chat import ChatEngine
     from kerec.serve.app import create_app
@@ -64,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.checkpoint, data=args.data, store=args.store,
                            llm=None if args.llm == "none" else args.llm)
     app = create_app(rec, chat_engine=ChatEngine(rec, k=args.k), config=config)
+    freeze_long_lived_objects()
     url = url_of(args.host, args.port)
     print(f"kerec serving {rec.dataset.name} on {url} (chat page), API schema at {url}openapi.json; Ctrl-C stops",
           flush=True)

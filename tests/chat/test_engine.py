@@ -185,19 +185,20 @@ class DownStore(MemoryStore):
 def test_graph_store_down_propagates(films_trained: tuple[Path, Path]) -> None:
     data, ckpt = films_trained
     store = DownStore()  # empty: Recommender.load fills it with the retriever's own view of the data
-    rec = Recommender.load(ckpt, data=str(data), store=store, llm=None)
-    assert rec.chat("s", "something like Fargo").recommendations
+    engine = ChatEngine(Recommender.load(ckpt, data=str(data), store=store, llm=None))
+    assert engine.chat("s", "something like Fargo").recommendations
     store.down = True
     with pytest.raises(GraphStoreUnavailable, match="bolt://127.0.0.1:1"):
-        rec.chat("s", "no horror")
+        engine.chat("s", "no horror")
     with pytest.raises(GraphStoreUnavailable):
-        rec.chat("t", "comedy", user="u1")
+        engine.chat("t", "comedy", user="u1")
 
 
-def test_recommender_chat_keeps_one_engine(films_rec: Recommender) -> None:
-    first = films_rec.chat("api", "something like Fargo", k=3)
+def test_an_engine_keeps_its_sessions(films_rec: Recommender) -> None:
+    engine = ChatEngine(films_rec)
+    first = engine.chat("api", "something like Fargo", k=3)
     assert len(first.recommendations) == 3
-    second = films_rec.chat("api", "no comedy")
+    second = engine.chat("api", "no comedy")
     assert second.constraints["liked"][0]["item_id"] == "i0" and second.constraints["genres_out"] == ["Comedy"]
     d = second.to_dict()
     import json
@@ -236,3 +237,32 @@ def test_reply_check_rejects_unknown_numbers_markup_and_unlinked_paths(engine: C
     assert reason == "names 'James Earl Jones', which no cited fact states and the person did not say"
     assert check_reply(f"Try {pick} after Fargo [1], starring James Earl Jones.", refs, recs, store, {"i0"},
                        titles=titles, said="anything with James Earl Jones") is None
+
+
+def test_chat_ranks_a_known_user_as_recommend_does_with_the_item_head(films_trained: tuple[Path, Path],
+                                                                      tmp_path: Path) -> None:
+    """With a fitted item–item head, an unconstrained request of a known user ranks in chat exactly as in
+    ``recommend``: both score through the Recommender's public scoring. (Chat used to score raw dot products
+    and leave the head out, so with an active head the two disagreed.)"""
+    from dataclasses import replace
+
+    import torch
+
+    from kerec.gnn import Checkpoint
+
+    data, ckpt = films_trained
+    saved = Checkpoint.load(ckpt)
+    weights = saved.state_dict["head.weights"]
+    generator = torch.Generator().manual_seed(0)
+    state = {**saved.state_dict, "head.weights": torch.rand(weights.shape, generator=generator),
+             "head.mix": torch.tensor(2.0), "head.reg": torch.tensor(1.0)}
+    with_head = replace(saved, state_dict=state).save(tmp_path / "head.pt")
+    rec = Recommender.load(with_head, data=str(data), llm=None)
+    plain = Recommender.load(ckpt, data=str(data), llm=None)
+    differs = 0
+    for user in ("u0", "u1", "u2", "u3", "u5"):
+        picks = [r.item_id for r in rec.recommend(user, k=4, explain=False)]
+        chatted = [r.item_id for r in ChatEngine(rec).chat("s", "surprise me", user=user, k=4).recommendations]
+        assert chatted == picks, user
+        differs += picks != [r.item_id for r in plain.recommend(user, k=4, explain=False)]
+    assert differs, "the planted head changed no ranking: the test would not see chat leave it out"

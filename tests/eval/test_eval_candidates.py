@@ -8,7 +8,7 @@ import pytest
 
 from kerec.eval.candidates import Task, choose_weight, negative_tasks, rank_metrics, sample_users
 from kerec.fusion import fuse_all
-from kerec.retriever import prepare
+from kerec.gnn import prepare
 
 from ..gnn.synthetic import write_synthetic
 

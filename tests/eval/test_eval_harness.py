@@ -50,7 +50,7 @@ def test_full_ranking_agrees_with_kerec_eval(run: tuple[EvalReport, Path, Path])
     import torch
 
     from kerec.eval.systems import Systems
-    from kerec.retriever import evaluate_embeddings
+    from kerec.gnn import evaluate_embeddings
 
     report, work, data = run
     systems = Systems(config_from_dict(books_config(data)), work, progress=False)

@@ -9,7 +9,7 @@ import torch
 
 from kerec.finetune.recipe import Recipe
 from kerec.kg import MemoryStore, build_ckg
-from kerec.retriever import Prepared, prepare
+from kerec.gnn import Prepared, prepare
 
 from ..gnn.synthetic import write_synthetic
 

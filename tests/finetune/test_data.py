@@ -122,7 +122,7 @@ def test_hard_negatives_come_from_the_gnn_top_pool_of_unseen_items(synth, synth_
     import torch
 
     from kerec.gnn.models import build_model
-    from kerec.retriever import RetrieverSpec, build_graph
+    from kerec.gnn import RetrieverSpec, build_graph
 
     spec = RetrieverSpec(model="kerec", embedding_dim=8, num_layers=1, kg_layers=1, use_text=False)
     graph = build_graph(synth, spec, None)
@@ -144,7 +144,7 @@ def test_hard_negatives_come_from_the_gnn_top_pool_of_unseen_items(synth, synth_
 
 
 def test_gnn_holdout_targets_are_pairs_the_gnn_never_saw_against_all_other_training_items(synth_dir, synth_store) -> None:
-    from kerec.retriever import prepare
+    from kerec.gnn import prepare
 
     held_out = prepare(str(synth_dir), split="random", seed=1, gnn_holdout_fraction=0.2)
     config = DataConfig(ranking_samples=25, explanation_samples=3, candidates=10, targets="gnn_holdout", seed=7)
@@ -164,7 +164,7 @@ def test_gnn_holdout_targets_are_pairs_the_gnn_never_saw_against_all_other_train
 
 def test_gnn_holdout_next_targets_are_each_users_latest_pairs_after_their_history(synth_dir, synth_store) -> None:
     from kerec.data.history import pair_timestamps
-    from kerec.retriever import prepare
+    from kerec.gnn import prepare
 
     latest = prepare(str(synth_dir), split="loo", gnn_holdout_fraction=0.2, gnn_holdout_order="latest")
     held = {(int(u), int(i)) for u, i in latest.gnn_holdout}

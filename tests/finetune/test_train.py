@@ -275,7 +275,7 @@ def test_joint_scores_are_the_letters_plus_beta_times_the_tuned_gnns_scores(synt
                                                                            tmp_path: Path) -> None:
     from kerec.finetune import checkpoint as ck
     from kerec.gnn.checkpoint import Checkpoint
-    from kerec.retriever import load_retriever, prepare_from_checkpoint
+    from kerec.gnn import load_retriever, prepare_from_checkpoint
 
     recipe = tiny_recipe(synth_dir, tiny_llm, tmp_path / "run", train={"max_steps": 2, "residual": 2.0}, **COMPACT)
     finetune(recipe, progress=False)

@@ -11,7 +11,7 @@ from kerec.gnn.checkpoint import Checkpoint
 from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, item_gram, standardised
 from kerec.gnn.models import Embeddings
 from kerec.gnn.train import TrainConfig
-from kerec.retriever import (RetrieverSpec, evaluate_embeddings, fit_item_head, load_retriever, make_checkpoint,
+from kerec.gnn import (RetrieverSpec, evaluate_embeddings, fit_item_head, load_retriever, make_checkpoint,
                              prepare, prepare_from_checkpoint, train_retriever)
 
 from .synthetic import write_synthetic
@@ -111,7 +111,7 @@ def test_refitting_starts_from_the_gnn_alone(synth) -> None:
 
 
 def test_ease_alone_is_a_baseline_that_finds_the_planted_genres(synth) -> None:
-    from kerec.retriever import popularity
+    from kerec.gnn import popularity
 
     model, graph, state = train_retriever(synth, RetrieverSpec(model="ease"), TrainConfig(), progress=False)
     assert state.history == [] and state.post["item_head"]["weight"] == 1.0
@@ -124,7 +124,7 @@ def test_ease_alone_is_a_baseline_that_finds_the_planted_genres(synth) -> None:
 
 
 def test_cli_defaults_are_the_benchmarked_config() -> None:
-    from kerec.retriever import default_settings, load_config
+    from kerec.gnn import default_settings, load_config
 
     root = Path(__file__).resolve().parents[2]
     assert default_settings() == load_config(root / "eval" / "configs" / "retriever-head.yaml")

@@ -9,7 +9,7 @@ import torch
 from kerec.data import KerecError
 from kerec.gnn.checkpoint import Checkpoint, CheckpointError
 from kerec.gnn.train import TrainConfig, TrainingError
-from kerec.retriever import (RetrieverSpec, evaluate_embeddings, load_retriever, make_checkpoint, popularity,
+from kerec.gnn import (RetrieverSpec, evaluate_embeddings, load_retriever, make_checkpoint, popularity,
                              prepare, prepare_from_checkpoint, train_retriever)
 
 from .synthetic import write_synthetic
@@ -141,7 +141,7 @@ def test_checkpoint_round_trip_and_bad_files(synth, tmp_path: Path, tiny) -> Non
 
 
 def test_cold_start_slice_ranks_from_side_information(tmp_path: Path) -> None:
-    from kerec.retriever import evaluate_cold_start
+    from kerec.gnn import evaluate_cold_start
 
     prepared = prepare(str(write_synthetic(tmp_path / "s")), split="random", seed=1, cold_fraction=0.25)
     assert prepared.cold is not None and not prepared.allowed_items[prepared.cold.cold_items].any()
@@ -155,7 +155,7 @@ def test_cold_start_slice_ranks_from_side_information(tmp_path: Path) -> None:
 
 
 def test_gnn_holdout_pairs_stay_out_of_the_graph_and_survive_a_checkpoint(tmp_path: Path, monkeypatch) -> None:
-    import kerec.retriever as retriever
+    import kerec.gnn.pipeline as retriever
 
     grams = []  # the pairs the item head is fitted on
     item_gram = retriever.item_gram

@@ -100,7 +100,7 @@ def serve_trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 def serve_rec(serve_trained: tuple[Path, Path]) -> Recommender:
     """The recommender over a switchable store (switched back on by every test that turns it off)."""
     from kerec.gnn.checkpoint import Checkpoint
-    from kerec.retriever import prepare_from_checkpoint
+    from kerec.gnn import prepare_from_checkpoint
 
     data, ckpt = serve_trained
     inner = MemoryStore()

@@ -313,10 +313,13 @@ def load_retriever(checkpoint: Checkpoint, prepared: Prepared) -> tuple[Retrieve
     return model, graph
 
 
-def prepare_from_checkpoint(checkpoint: Checkpoint, data: str | None = None, *, format: str = "auto") -> Prepared:
-    """The dataset a checkpoint was trained on (checked by fingerprint) with the checkpoint's own split."""
-    ds = load_dataset(data, format=format)
-    if checkpoint.dataset.get("linked_only"):
+def prepare_from_checkpoint(checkpoint: Checkpoint, data: str | Dataset | None = None, *, format: str = "auto",
+                            kg: CKGTensors | None = None) -> Prepared:
+    """The dataset a checkpoint was trained on (checked by fingerprint) with the checkpoint's own split.
+    ``data``: a dataset folder (None: the embedded one), or the dataset already loaded (KG-linked items only
+    when the checkpoint's is); ``kg``: its KG tensors when a caller has them (a store it loaded already)."""
+    ds = data if isinstance(data, Dataset) else load_dataset(data, format=format)
+    if checkpoint.dataset.get("linked_only") and not isinstance(data, Dataset):
         ds = ds.with_linked_items_only()
     checkpoint.check_dataset(ds.fingerprint, ds.name)
     split = Split(*(checkpoint.split[p].numpy() for p in ("train", "valid", "test")), protocol="from checkpoint")
@@ -325,7 +328,8 @@ def prepare_from_checkpoint(checkpoint: Checkpoint, data: str | None = None, *, 
     if "cold_items" in checkpoint.split:
         cold = ColdStartSplit(split, checkpoint.split["cold_items"].numpy(), checkpoint.split["cold_pairs"].numpy())
     holdout = checkpoint.split["gnn_holdout"].numpy() if "gnn_holdout" in checkpoint.split else None
-    return Prepared(ds, split, _kg_tensors(ds), allowed, bool(checkpoint.dataset.get("linked_only")), cold, holdout)
+    return Prepared(ds, split, kg if kg is not None else _kg_tensors(ds), allowed,
+                    bool(checkpoint.dataset.get("linked_only")), cold, holdout)
 
 
 def load_config(path: str | Path) -> tuple[RetrieverSpec, TrainConfig]:
