@@ -6,6 +6,7 @@ from typing import Any
 import yaml
 
 from kerec.eval.candidates import CANDIDATE_METRICS
+from kerec.eval.command import describe_code
 from kerec.eval.config import LABELS
 from kerec.metrics.stats import fmt
 
@@ -44,11 +45,17 @@ def render_markdown(r: dict[str, Any]) -> str:
     env = r["environment"]
     lines += ["## How this was made", "", f"Command: `{r['command']}`", "",
               f"Machine: {env['cpu']}, {env['cores']} cores, {_threads(cfg)}; {env['platform']}; "
-              f"Python {env['python']}; git {env['git_commit']}.", "",
+              f"Python {env['python']}; code: {_code(env)}.", "",
               "Packages: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v) + ".", "",
               f"Config (`{r.get('config_file') or '-'}`):", "", "```yaml",
               yaml.safe_dump(cfg, sort_keys=False).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def _code(env: dict[str, Any]) -> str:
+    if "code" in env:
+        return describe_code(env["code"])
+    return f"git {env.get('git_commit')} (recorded before reports said whether the tree was clean)"
 
 
 def _full(r: dict[str, Any]) -> list[str]:
@@ -191,13 +198,14 @@ def _training(r: dict[str, Any]) -> list[str]:
     if not t:
         return []
     rows = [[LABELS.get(s.split(" (")[0], s) + (" (cold-start split)" if "cold" in s else ""),
-             ", ".join(f"{v['best_epoch']}/{v['epochs_run']}" if v["epochs_run"] else "closed form"
-                       for v in per.values()),
+             ", ".join((f"{v['best_epoch']}/{v['epochs_run']}" + (" ⚠ last" if v["best_epoch"] == v["epochs_run"] else ""))
+                       if v["epochs_run"] else "closed form" for v in per.values()),
              f"{sum(v['seconds_per_epoch_median'] for v in per.values()) / len(per):.2f}",
              f"{sum(v['fit_seconds'] for v in per.values()) / len(per) / 60:.1f}",
              ", ".join(f"{h['reg']:g} / {h['weight']:g}" for v in per.values() if (h := v.get("item_head"))) or "–",
              ", ".join(f"`{v['tensorboard']}`" for v in per.values())] for s, per in t.items()]
-    return ["## Training cost", "", "TensorBoard: `tensorboard --logdir " + r["work"] + "/retrievers`", ""] + _table(
+    return ["## Training cost", "", "TensorBoard: `tensorboard --logdir " + r["work"] + "/retrievers`; "
+            "⚠ last: the best validation epoch was the last one run (still improving: under-trained).", ""] + _table(
         ["system", "epochs (best/run)", "s/epoch (median)", "fit min (mean)", "item head λ / weight (on valid)",
          "TensorBoard events"], rows)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from kerec.eval.command import code_state
 from kerec.eval.config import LABELS, RECENCY, split_sha256
 from kerec.metrics.stats import mean_std, paired_over_seeds, paired_test
 
@@ -54,7 +55,7 @@ def environment(threads: int) -> dict[str, Any]:
 
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu": _cpu_model(),
             "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "requested_threads": threads,
-            "packages": versions, "git_commit": _git_commit()}
+            "packages": versions, "code": code_state()}
 
 
 def _cpu_model() -> str:
@@ -65,14 +66,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                              check=True).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 # ------------------------------------------------------------------------------------------ aggregation
@@ -150,7 +143,9 @@ def anchors(run: Any) -> list[dict[str, Any]]:
             rows.append({"name": f"RecBole 1.2.1 {model} (external run{tag})", "folder": str(folder),
                          "seeds": [r["seed"] for r in runs], "time_capped": sum(bool(r.get("time_capped")) for r in runs),
                          "metrics": {k: list(mean_std([r["test"][k] for r in runs])) for k in keys},
-                         "seconds_per_epoch_median": float(np.median([r["seconds_per_epoch_median"] for r in runs]))})
+                         "seconds_per_epoch_median": float(np.median([r["seconds_per_epoch_median"] for r in runs])),
+                         "epochs": {str(r["seed"]): {"best_epoch": r.get("best_epoch"), "epochs_run": r.get("epochs_run"),
+                                                     "stopped_early": r.get("stopped_early")} for r in runs}})
     return rows
 
 
@@ -173,6 +168,12 @@ def headline(results: dict[str, Any]) -> list[str]:
         lines.append(f"**Does the KG help?** {verdict} — {LABELS.get(a, a)} vs {LABELS.get(b, b)}, test full ranking: "
                      f"{detail}; {main['test']} test over {main['users']} users paired, {main['seeds']} seed(s)."
                      + _capped(results, (a, b)))
+    lines.append(_versus_strongest(results))
+    under = undertrained(results)
+    if under:
+        lines.append("**Under-trained:** " + "; ".join(f"{name} (seed {', '.join(seeds)})" for name, seeds in under.items())
+                     + " — best validation epoch = the last epoch run: still improving when stopped; no claim "
+                       "against them is a claim against a converged model.")
     stage = results.get("candidates", {}).get("llm_stage", {})
     fusion = results.get("candidates", {}).get("fusion", {})
     gnn_name = results["config"]["protocols"]["candidates"]["retriever"] if stage else None
@@ -207,6 +208,46 @@ def headline(results: dict[str, Any]) -> list[str]:
         lines.append(f"**Grounding, all {every['users']} test users** (GNN top {every['k']}, templated explanations): "
                      f"{every['grounded_share']:.2%} of {every['cited_facts']} cited facts exist and link the history.")
     return [line for line in lines if line]
+
+
+def undertrained(results: dict[str, Any]) -> dict[str, list[str]]:
+    """Every trained system (and external anchor) whose best validation epoch was its last one, with the
+    seeds where it was: it stopped while still improving (a cap, or too little patience to see a plateau).
+    Closed-form fits (no epochs) converge by construction."""
+    out: dict[str, list[str]] = {}
+    for system, per_seed in results.get("training", {}).items():
+        seeds = [seed for seed, r in per_seed.items() if r.get("epochs_run") and r.get("best_epoch") == r["epochs_run"]]
+        if seeds:
+            out[LABELS.get(system, system)] = seeds
+    for a in results.get("anchors", []):
+        seeds = [seed for seed, r in a.get("epochs", {}).items()
+                 if not r.get("stopped_early") and r.get("epochs_run") and r.get("best_epoch") is not None
+                 and r["best_epoch"] >= r["epochs_run"] - 1]  # RecBole counts epochs from 0
+        if seeds:
+            out[a["name"]] = seeds
+    return out
+
+
+def _versus_strongest(results: dict[str, Any]) -> str:
+    """kerec against the strongest converged baseline of this run (by the last Recall@K), as a ratio."""
+    summary = results.get("full_summary", {})
+    recall, ndcg = _last_key(summary, "recall"), _last_key(summary, "ndcg")
+    if "kerec" not in summary or recall is None or ndcg is None:
+        return ""
+    under = undertrained(results)
+    rows = {LABELS.get(s, s): m for s, m in summary.items()
+            if s != "kerec" and not s.startswith("kerec-") and s != "random" and LABELS.get(s, s) not in under}
+    rows.update({a["name"]: {k: v for k, v in a["metrics"].items()} for a in results.get("anchors", [])
+                 if a["name"] not in under and recall in a["metrics"]})
+    if not rows:
+        return ""
+    name, best = max(rows.items(), key=lambda kv: kv[1][recall][0])
+    ours = summary["kerec"]
+    skipped = sorted(set(under) - {LABELS.get("kerec", "kerec")})
+    return (f"**kerec vs the strongest converged baseline ({name}):** {recall} {ours[recall][0]:.4f} vs "
+            f"{best[recall][0]:.4f} ({ours[recall][0] / best[recall][0]:.3f}×), {ndcg} {ours[ndcg][0]:.4f} vs "
+            f"{best[ndcg][0]:.4f} ({ours[ndcg][0] / best[ndcg][0]:.3f}×)"
+            + (f"; left out as under-trained: {', '.join(skipped)}." if skipped else "."))
 
 
 def _capped(results: dict[str, Any], systems: tuple[str, ...]) -> str:
