@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from kerec.api import Recommendation
 from kerec.chat.catalogue import build_catalogue

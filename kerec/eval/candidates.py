@@ -22,6 +22,8 @@ from kerec.metrics.candidates import (CANDIDATE_METRICS, PARTS, Task, held_out, 
 from kerec.eval.shards import Shard, batches
 from kerec.eval.systems import Trained, score_fn
 
+__all__ = ["CANDIDATE_METRICS", "PARTS", "Task", "choose_weight", "held_out", "llm_scores", "negative_tasks",
+           "rank_metrics", "recency_scores", "retriever_scores", "sample_users", "top_tasks"]  # draws: kerec.metrics.candidates
 LetterScorer = Callable[[list[str], list[list[str]]], np.ndarray]  # external ids -> (B, C) log-probs
 
 

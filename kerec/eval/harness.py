@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +20,7 @@ from kerec.eval.config import (CHECKPOINT_SYSTEMS, FUSED, JOINT, LLM_SYSTEMS, RE
                                EvalConfigError, dataset_key, load_eval_config)
 from kerec.eval.report import EvalReport, environment, write_report
 from kerec.eval.shards import Shard
-from kerec import fusion
+from kerec.fusion import fuse_all
 from kerec.metrics.stats import paired_test
 
 
@@ -31,7 +31,7 @@ def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, 
     a YAML path; ``out``: report folder (default ``eval/results/<name>``); ``work``: run folder (default
     ``runs/eval/<name>``); ``fresh``: delete the run folder first instead of resuming from it; ``loaded``:
     called after each Recommender is loaded, before it is timed (``kerec eval`` passes
-    :func:`kerec.cli.freeze_long_lived_objects`: a process-wide effect is the entry point's to choose)."""
+    :func:`kerec.process.freeze_long_lived_objects`: a process-wide effect is the entry point's to choose)."""
     import torch
 
     if not isinstance(config, EvalConfig):
@@ -190,10 +190,10 @@ class _Run:
                                     batch=section.batch, label=f"{system} {variant} seed {seed}", progress=self.progress)
                 rows[system] = cp.rank_metrics(llm, tasks)
                 if system == fused_with and FUSED in self.config.systems:
-                    rows[FUSED] = cp.rank_metrics(fusion.fuse_all(gnn, llm, fusion["weight"]), tasks)
+                    rows[FUSED] = cp.rank_metrics(fuse_all(gnn, llm, fusion["weight"]), tasks)
             if histories is not None:
                 recency = cp.recency_scores(cand.embeddings.items, tasks, histories, section.recency)
-                rows[RECENCY] = cp.rank_metrics(fusion.fuse_all(gnn, recency, fusion["recency_weight"]), tasks)
+                rows[RECENCY] = cp.rank_metrics(fuse_all(gnn, recency, fusion["recency_weight"]), tasks)
             if checkpoint_systems:
                 tuned_gnn = self._tuned_gnn_scores(tasks, ids)
                 rows[TUNED_GNN] = cp.rank_metrics(tuned_gnn, tasks)
