@@ -20,7 +20,9 @@ the loaded stages.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -189,22 +191,28 @@ class Recommender:
 
     # ------------------------------------------------------------------ public scoring
     def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True, candidates: Sequence[str] | None = None,
-                  explain: bool = True) -> list[Recommendation]:
-        """The user's top ``k`` items, best first. ``candidates``: rank only these item ids."""
-        return self.recommend_many([user], k, exclude_seen=exclude_seen, candidates=candidates, explain=explain)[user]
+                  explain: bool = True, timings: dict[str, float] | None = None) -> list[Recommendation]:
+        """The user's top ``k`` items, best first. ``candidates``: rank only these item ids; ``timings``: a
+        dict that receives the milliseconds spent per stage (:data:`STAGES`), added to what it holds."""
+        return self.recommend_many([user], k, exclude_seen=exclude_seen, candidates=candidates, explain=explain,
+                                   timings=timings)[user]
 
     def recommend_many(self, users: Sequence[str], k: int = 10, *, exclude_seen: bool = True,
-                       candidates: Sequence[str] | None = None, explain: bool = True) -> dict[str, list[Recommendation]]:
+                       candidates: Sequence[str] | None = None, explain: bool = True,
+                       timings: dict[str, float] | None = None) -> dict[str, list[Recommendation]]:
         """:meth:`recommend` for many users, the LLM calls batched across them."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise KerecError(f"k must be at least 1 (a whole number), got {k!r}")
+        clock = _StageClock(timings)
         pool = self._candidate_pool(candidates)
-        plans = [self._plan(user, k, exclude_seen, pool) for user in dict.fromkeys(users)]
-        self._rank(plans)
+        plans = [self._plan(user, k, exclude_seen, pool, clock) for user in dict.fromkeys(users)]
+        with clock("llm_rank"):
+            self._rank(plans)
         out = {}
         for plan in plans:
             chosen = plan.order()[:k]
-            explanations = self._explain(plan, chosen) if explain else {}
+            with clock("explain"):
+                explanations = self._explain(plan, chosen) if explain else {}
             out[plan.user] = [self._recommendation(plan, i, rank, explanations.get(i))
                               for rank, i in enumerate(chosen, 1)]
         return out
@@ -298,8 +306,11 @@ class Recommender:
                                 training_histories(self.dataset, self.prepared.split.train).items()}
         return self._train_hist
 
-    def _plan(self, user: str, k: int, exclude_seen: bool, pool: np.ndarray | None) -> _Plan:
-        history, u, scores = self._user(user)
+    def _plan(self, user: str, k: int, exclude_seen: bool, pool: np.ndarray | None,
+              clock: _StageClock | None = None) -> _Plan:
+        clock = clock or _StageClock(None)
+        with clock("gnn"):
+            history, u, scores = self._user(user)
         allowed = self.prepared.allowed_items.copy()
         if k > int(allowed.sum()):
             raise KerecError(f"k={k} is more than the {int(allowed.sum())} items that can be recommended")
@@ -313,7 +324,8 @@ class Recommender:
         if not ranked:
             raise KerecError(f"no item left to recommend to user {user!r} (all candidates seen or not recommendable)")
         n = min(self._settings.candidates, len(ranked))
-        return self._with_evidence(user, u, history, ranked[:n], ranked[n:max(k, n)], scores)
+        with clock("evidence"):
+            return self._with_evidence(user, u, history, ranked[:n], ranked[n:max(k, n)], scores)
 
     def _with_evidence(self, user: str, u: int, history: list[str], top: list[int], rest: list[int],
                        scores: np.ndarray) -> _Plan:
@@ -345,6 +357,27 @@ class Recommender:
             evidence=tuple(plan.evidence.get(ident, ())), cited_facts=exp.fact_ids if exp else (),
             cited=exp.cited if exp else (),
             rejected=exp.rejected if exp else (), basis=plan.basis)
+
+
+STAGES = ("gnn", "evidence", "llm_rank", "explain")  # what ``recommend(..., timings=)`` times
+
+
+class _StageClock:
+    """Adds each stage's milliseconds to ``timings`` (a no-op without one)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000
 
 
 @dataclass

@@ -10,51 +10,25 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from kerec.api.recommender import STAGES
 from kerec.eval.shards import Shard
 
 COUNTS = ("with_evidence", "cited_facts", "grounded_facts")  # summed per batch by ground_users
-STAGES = {"gnn": "_user", "evidence": "_with_evidence", "llm_rank": "_llm_rank", "explain": "_explain"}
-
-
-@contextmanager
-def stage_timer(rec: Any) -> Iterator[dict[str, float]]:
-    """Milliseconds spent in each stage of the calls made inside the block (wraps, then restores)."""
-    spent: dict[str, float] = defaultdict(float)
-
-    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[name] += (time.perf_counter() - start) * 1000
-        return timed
-
-    for name, method in STAGES.items():
-        setattr(rec, method, wrap(name, getattr(rec, method)))
-    try:
-        yield spent
-    finally:
-        for method in STAGES.values():
-            delattr(rec, method)
-
-
 def explain_users(rec: Any, users: Sequence[str], k: int, shard: Shard, *, progress: bool = True) -> list[dict[str, Any]]:
     """One record per user (resumed from ``shard``): stage times (ms) and the grounding outcomes."""
     done = {r["users"][0]: r for r in shard.records()}
     for user in tqdm([u for u in users if u not in done], desc="explanations + latency", unit="user",
                      disable=not progress):
-        with stage_timer(rec) as spent:
-            start = time.perf_counter()
-            recs = rec.recommend(user, k)
-            total = (time.perf_counter() - start) * 1000
+        spent: dict[str, float] = {}
+        start = time.perf_counter()
+        recs = rec.recommend(user, k, timings=spent)
+        total = (time.perf_counter() - start) * 1000
         record = {"users": [user], "ms": {**{s: spent.get(s, 0.0) for s in STAGES}, "total": total},
                   **_grounding(rec, user, recs)}
         shard.append(record)

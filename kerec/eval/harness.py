@@ -305,13 +305,11 @@ class _Run:
     def _ground_all(self, ranked: Any, retriever: str, seed: int, k: int) -> dict[str, Any]:
         """Every held-out test user's top ``k`` from the GNN with templated explanations, re-checked;
         ``ranked``: the explain protocol's Recommender, whose retriever, graph store and data are reused."""
-        from kerec.api import Recommender, Settings
         from kerec.eval import candidates as cp
         from kerec.eval.explain import ground_users
         from kerec.eval.systems import train_key
 
-        rec = Recommender(ranked.prepared, ranked.model, ranked.graph, ranked.store, None,
-                          Settings(history="train", explanations="template"))
+        rec = ranked.with_llm(None).with_settings(history="train", explanations="template")
         users = [rec.prepared.dataset.users.external(u) for u in cp.sample_users(rec.prepared, "test", 0, seed)]
         key = {"train": train_key(self.config, retriever, seed), "k": k, "explanations": "template"}
         return ground_users(rec, users, k, self.shard(f"ground-all-seed{seed}", key), progress=self.progress)

@@ -136,8 +136,6 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
         if info is None or not info.complete or info.fingerprint != fingerprint:
             return _not_ready(base, f"the graph store does not hold the complete dataset "
                                     f"{recommender.dataset.name!r} the model was trained on")
-        if getattr(recommender, "embeddings", None) is None:
-            return _not_ready(base, "the model is not loaded")
         return SafeJSONResponse(Ready(status="ready", dataset=info.name, **base).model_dump())
 
     app.include_router(openai_router(chat_turn, config, started))
