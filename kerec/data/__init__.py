@@ -9,6 +9,7 @@ from pathlib import Path
 from kerec.data.atomic import load_atomic
 from kerec.data.dataset import Attribute, Dataset, Interactions
 from kerec.data.embedded import DEFAULT_DATASET, default_dataset_dir
+from kerec.data.spec import FORMATS, DatasetSpec
 from kerec.data.history import pair_timestamps, popularity_scores, training_histories
 from kerec.errors import DataFormatError, KerecError, UnknownIdError
 from kerec.data.idmap import IdMap
@@ -16,10 +17,9 @@ from kerec.data.kgat import is_kgat_dir, load_kgat
 from kerec.data.splits import (ColdStartSplit, Split, cold_start_split, gnn_holdout, leave_one_out, load_split,
                                random_split, save_split, without_pairs)
 
-FORMATS = ("auto", "atomic", "kgat")
 
 __all__ = [
-    "Attribute", "ColdStartSplit", "DataFormatError", "Dataset", "DEFAULT_DATASET", "FORMATS", "IdMap", "Interactions",
+    "Attribute", "ColdStartSplit", "DataFormatError", "Dataset", "DatasetSpec", "DEFAULT_DATASET", "FORMATS", "IdMap", "Interactions",
     "KerecError", "Split", "UnknownIdError", "cold_start_split", "default_dataset_dir", "gnn_holdout", "leave_one_out",
     "load_atomic", "load_dataset", "load_kgat", "load_split", "pair_timestamps", "popularity_scores", "random_split",
     "save_split", "training_histories", "without_pairs",

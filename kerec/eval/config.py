@@ -5,7 +5,7 @@ missing dataset or split folder is an error before anything is loaded):
 
 * ``name`` — the run's name: reports go to ``eval/results/<name>/``, work (trained retrievers, shards)
   to ``runs/eval/<name>/``.
-* ``dataset`` (:class:`DatasetSection`), ``seeds`` (training seeds), ``systems`` (see :data:`SYSTEMS`).
+* ``dataset`` (:class:`DatasetSpec`), ``seeds`` (training seeds), ``systems`` (see :data:`SYSTEMS`).
 * ``retriever`` (:class:`RetrieverSection`): the YAML every trained system starts from, plus overrides.
 * ``protocols``: any of ``full``, ``candidates``, ``explain``, ``cold_start`` (one section each;
   a protocol runs when its section is present).
@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from kerec.data.spec import DatasetSpec, renamed_keys
 from kerec.errors import KerecError
 from kerec.metrics.measures import METRICS
 from kerec.layered_yaml import read_layered
@@ -76,20 +77,6 @@ class EvalConfigError(KerecError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- sections
-@dataclass(frozen=True)
-class DatasetSection:
-    """``path``: "default" (the embedded ml-100k + Freebase KG) or a folder of RecBole atomic / KGAT files.
-    ``split``: "random" (per-user 8:1:1 with ``split_seed``), "loo", or a folder of train/valid/test.tsv
-    (e.g. ``eval/anchors/ml100k-recbole-split``). The split is the same for every training seed.
-    ``linked_only``: keep only KG-linked items (RecBole's KG-model protocol)."""
-
-    path: str = "default"
-    format: str = "auto"
-    split: str = "random"
-    split_seed: int = 2020
-    linked_only: bool = True
-
-
 @dataclass(frozen=True)
 class RetrieverSection:
     """``base``: a YAML with ``model:``/``train:`` sections (``eval/configs/retriever.yaml``), or None for
@@ -206,7 +193,7 @@ class AnchorsSection:
 @dataclass(frozen=True)
 class EvalConfig:
     name: str
-    dataset: DatasetSection = DatasetSection()
+    dataset: DatasetSpec = DatasetSpec()
     seeds: tuple[int, ...] = (2020,)
     systems: tuple[str, ...] = ("random", "pop", "kerec", "kerec-no-kg")
     retriever: RetrieverSection = RetrieverSection()
@@ -277,14 +264,15 @@ def _build(cls: type, data: Any, source: str, where: str) -> Any:
     valid = [f.name for f in fields(cls) if f.name != "source"]
     unknown = sorted(set(data) - set(valid))
     if unknown:
+        hint = renamed_keys(unknown) if where == "dataset" else ""
         raise EvalConfigError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))} in "
-                              f"{where or 'the top level'}; valid keys: {', '.join(valid)}")
+                              f"{where or 'the top level'}; valid keys: {', '.join(valid)}" + (f" ({hint})" if hint else ""))
     values = {}
     for name, raw in data.items():
         values[name] = _value(hints[name], raw, source, f"{where}.{name}" if where else name)
     try:
         return cls(**values)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KerecError) as exc:
         raise EvalConfigError(f"{source}: {where or 'config'}: {exc}") from None
 
 

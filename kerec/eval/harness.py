@@ -233,7 +233,7 @@ class _Run:
             section = self.config.protocols.candidates
             assert section is not None
             trained = self.systems.get(section.retriever, seed)
-            data = None if self.config.dataset.path == "default" else self.config.dataset.path
+            data = self.config.dataset.folder
             # explanations="llm": the explain protocol measures the LLM's texts, which "auto" skips on a CPU
             self._recs[seed] = Recommender.load(trained.checkpoint, data=data, llm=self.llm(),
                                                 settings=Settings(history="train", explanations="llm"))
@@ -246,7 +246,7 @@ class _Run:
         if self._tuned is None:
             from kerec.finetune.scoring import TunedRanker
 
-            data = None if self.config.dataset.path == "default" else self.config.dataset.path
+            data = self.config.dataset.folder
             self._tuned = TunedRanker.load(self.config.llm.finetune, data=data, batch_size=self.config.llm.batch_size,
                                            engine=self.config.llm.tuned_engine)
         return self._tuned

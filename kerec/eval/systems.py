@@ -76,7 +76,7 @@ class Systems:
 
         if cold_fraction not in self._prepared:
             ds = self.config.dataset
-            self._prepared[cold_fraction] = prepare(None if ds.path == "default" else ds.path, format=ds.format,
+            self._prepared[cold_fraction] = prepare(ds.folder, format=ds.format,
                                                     split=ds.split, seed=ds.split_seed, linked_only=ds.linked_only,
                                                     cold_fraction=cold_fraction)
         return self._prepared[cold_fraction]

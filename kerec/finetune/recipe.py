@@ -1,7 +1,7 @@
 """Fine-tuning recipes: one YAML file, typed and checked before anything is loaded or trained.
 
 Sections (each optional; unknown sections or keys are errors that name the key and list the valid ones):
-``dataset`` (:class:`DatasetSection`), ``retriever`` (:class:`RetrieverSection`), ``data``
+``dataset`` (:class:`kerec.data.DatasetSpec`, shared with evaluation configs), ``retriever`` (:class:`RetrieverSection`), ``data``
 (:class:`~kerec.finetune.data.DataConfig`), ``llm`` (:class:`LLMSection`), ``soft_prompt``
 (:class:`SoftPromptSection`), ``train`` (:class:`TrainSection`), and ``out`` (the output folder).
 """
@@ -18,17 +18,8 @@ from kerec.finetune.errors import RecipeError
 from kerec.finetune.model import ADAPTERS
 from kerec.finetune.soft_prompt import PLACEMENTS
 from kerec.layered_yaml import read_layered
-
-
-@dataclass(frozen=True)
-class DatasetSection:
-    """``path``: a dataset folder (None: the embedded ml-100k); the rest as :func:`kerec.gnn.pipeline.prepare`."""
-
-    path: str | None = None
-    format: str = "auto"
-    split: str = "random"
-    seed: int = 2020
-    linked_only: bool = True
+from kerec.data.spec import DatasetSpec, renamed_keys
+from kerec.errors import KerecError
 
 
 @dataclass(frozen=True)
@@ -161,7 +152,7 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class Recipe:
-    dataset: DatasetSection = field(default_factory=DatasetSection)
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
     retriever: RetrieverSection = field(default_factory=RetrieverSection)
     data: DataConfig = field(default_factory=DataConfig)
     llm: LLMSection = field(default_factory=LLMSection)
@@ -218,13 +209,14 @@ class Recipe:
             valid = sorted(f.name for f in fields(kind))
             bad = sorted(set(value) - set(valid))
             if bad:
+                hint = renamed_keys(bad) if name == "dataset" else ""
                 raise RecipeError(f"{source}: unknown key(s) {', '.join(f'{name}.{k}' for k in bad)}; "
-                                  f"valid keys of {name!r}: {valid}")
+                                  f"valid keys of {name!r}: {valid}" + (f" ({hint})" if hint else ""))
             value = {k: _number(v) if "float" in str(f.type) else v
                      for f in fields(kind) for k, v in value.items() if k == f.name}
             try:
                 parts[name] = kind(**value)
-            except RecipeError as exc:
+            except (RecipeError, KerecError) as exc:
                 raise RecipeError(f"{source}: {exc}") from None
             except TypeError as exc:
                 raise RecipeError(f"{source}: section {name!r}: {exc}") from None
@@ -232,6 +224,15 @@ class Recipe:
             return cls(**parts)
         except RecipeError as exc:
             raise RecipeError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_saved(cls, raw: dict[str, Any], source: str) -> Recipe:
+        """A recipe saved in a finetune checkpoint; those saved before the dataset section was shared with
+        evaluation configs (2026-12-05) name ``dataset.seed``, read here as ``dataset.split_seed``."""
+        dataset = dict(raw.get("dataset") or {})
+        if "seed" in dataset and "split_seed" not in dataset:
+            dataset["split_seed"] = dataset.pop("seed")
+        return cls.from_dict({**raw, "dataset": dataset}, source)
 
     def replace(self, **sections: dict[str, Any]) -> Recipe:
         """A copy with some keys changed, e.g. ``recipe.replace(train={"max_steps": 5})`` (checked again)."""
@@ -244,7 +245,7 @@ class Recipe:
         return Recipe.from_dict(raw)
 
 
-_SECTIONS = {"dataset": DatasetSection, "retriever": RetrieverSection, "data": DataConfig, "llm": LLMSection,
+_SECTIONS = {"dataset": DatasetSpec, "retriever": RetrieverSection, "data": DataConfig, "llm": LLMSection,
              "soft_prompt": SoftPromptSection, "train": TrainSection}
 
 

@@ -67,7 +67,7 @@ class TunedRanker:
             raise FinetuneError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         folder = ck.resolve(path)
         state = ck.load_state(folder)
-        recipe = Recipe.from_dict(state.recipe, f"{folder}/finetune.pt")
+        recipe = Recipe.from_saved(state.recipe, f"{folder}/finetune.pt")
         served = None
         if engine == "vllm":  # first: vLLM's start-up scan of loaded modules must not meet bitsandbytes (peft)
             if recipe.llm.quantization is not None:
@@ -80,7 +80,7 @@ class TunedRanker:
                              **({"enable_prompt_embeds": True, "dtype": "float32"} | (engine_kwargs or {})))
         kg = store.to_tensors(add_inverse=True) if store is not None else None
         prepared, gnn, graph, _ = setup.from_retriever_checkpoint(Checkpoint.load(folder / "retriever.pt"),
-                                                                  dataset or data or recipe.dataset.path, kg=kg)
+                                                                  dataset or data or recipe.dataset.folder, kg=kg)
         base = setup.load_llm(recipe, device)
         ck.check_base(state.base_model, ck.base_identity(base.name, base.model.config), folder)
         model = setup.joint_model(replace(recipe, llm=replace(recipe.llm, gradient_checkpointing=False)), base.model, gnn)

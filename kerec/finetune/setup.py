@@ -36,9 +36,9 @@ def retriever(recipe: Recipe, *, progress: bool = True) -> tuple[Prepared, Knowl
     if sec.checkpoint is not None:
         path = default_checkpoint() if sec.checkpoint == "default" else Path(sec.checkpoint)
         ckpt = Checkpoint.load(path)
-        return from_retriever_checkpoint(ckpt, recipe.dataset.path)
+        return from_retriever_checkpoint(ckpt, recipe.dataset.folder)
     ds = recipe.dataset
-    prepared = prepare(ds.path, format=ds.format, split=ds.split, seed=ds.seed, linked_only=ds.linked_only)
+    prepared = prepare(ds.folder, format=ds.format, split=ds.split, seed=ds.split_seed, linked_only=ds.linked_only)
     spec = RetrieverSpec(model="kerec", embedding_dim=sec.embedding_dim, num_layers=sec.num_layers,
                          kg_layers=sec.kg_layers, use_text=False)
     config = TrainConfig(epochs=max(sec.pretrain_epochs, 1), lr=sec.pretrain_lr, patience=max(sec.pretrain_epochs, 1),

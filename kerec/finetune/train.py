@@ -91,7 +91,7 @@ def finetune(recipe: Recipe, *, resume: str | Path | None = None, progress: bool
     if start is not None:
         saved = ck.load_state(start)
         prepared, gnn, graph, template = setup.from_retriever_checkpoint(
-            Checkpoint.load(start / "retriever.pt"), recipe.dataset.path)
+            Checkpoint.load(start / "retriever.pt"), recipe.dataset.folder)
     else:
         saved = None
         prepared, gnn, graph, template = setup.retriever(recipe, progress=progress and acc.is_main_process)
