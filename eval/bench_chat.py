@@ -29,7 +29,7 @@ import numpy as np
 from kerec.api import Recommender, Settings
 from kerec.chat import ChatEngine
 from kerec.chat.catalogue import Catalogue, display_title
-from kerec.eval.command import command_line
+from kerec.eval.command import recorded_command
 
 PUBLISHED = [("GPT-4, zero-shot", "ReDial", 0.20, "He et al., Large Language Models as Zero-Shot Conversational "
                                                   "Recommenders, CIKM 2023 (Recall@10, approximate)")]
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results[-1]), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = command_line("OMP_NUM_THREADS=1 .venv/bin/python eval/bench_chat.py", argv)
+    command = recorded_command("OMP_NUM_THREADS=1 .venv/bin/python eval/bench_chat.py", argv)
     (out / "results.json").write_text(json.dumps({"command": command.strip(), "args": vars(args), "results": results,
                                                   "published": [dict(zip(("system", "dataset", "recall_at_10", "source"), x))
                                                                 for x in PUBLISHED]}, indent=2) + "\n")

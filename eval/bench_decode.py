@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append({"llm": spec, "batch": bs, "tokens": args.tokens, "seconds": full, "prefill_s": prefill,
                          "step_ms": 1000 * (full - prefill) / (args.tokens - 1), "prompt_tokens_max": longest})
             print(json.dumps(rows[-1]), flush=True)
-    from kerec.eval.command import command_line
+    from kerec.eval.command import recorded_command
 
-    meta = {"command": command_line("python eval/bench_decode.py", argv), "threads": args.threads,
+    meta = {"command": recorded_command("python eval/bench_decode.py", argv), "threads": args.threads,
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
             "load_average": os.getloadavg()}
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                      "epochs": r["epochs_run"]})
     load_end = os.getloadavg()
     kgat = next(r["seconds_per_epoch"] for r in rows if r["system"] == "RecBole KGAT") if "KGAT" in args.recbole_models else None
-    from kerec.eval.command import command_line
+    from kerec.eval.command import recorded_command
 
     lines = ["# Seconds per training epoch on one machine, back to back", "",
-             f"`{command_line('python eval/bench_epoch_time.py', argv)}`; "
+             f"`{recorded_command('python eval/bench_epoch_time.py', argv)}`; "
              f"{args.threads} torch thread(s); batch 4096; load average {load_start[0]:.2f} at the start, "
              f"{load_end[0]:.2f} at the end; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
              "| system | s/epoch | epochs timed | vs KGAT | item head fit after training (s, once) |",

@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> None:
                         "seconds_p50": sorted(seconds)[len(seconds) // 2]})
         print(json.dumps(results[-1], indent=1))
     (out / "results.json").write_text(json.dumps({"checkpoint": args.checkpoint, "results": results}, indent=1))
-    from kerec.eval.command import command_line
+    from kerec.eval.command import recorded_command
 
     lines = ["# LLM-written explanations against the grounding check", "",
-             f"`{command_line('python eval/bench_explanations.py', argv)}` "
+             f"`{recorded_command('python eval/bench_explanations.py', argv)}` "
              f"(explanation_tokens {settings.explanation_tokens}, explanation_attempts {settings.explanation_attempts})", "",
              "| LLM | items | passed (llm / llm-retry) | templated | rejections | p50 s per recommend |", "|---|---|---|---|---|---|"]
     for r in results:

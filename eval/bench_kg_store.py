@@ -113,8 +113,10 @@ def main() -> None:
         bolt.close()
 
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"command": "python eval/bench_kg_store.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
-                                                                   (("users", args.users), ("repeats", args.repeats))),
+    from kerec.eval.command import recorded_command
+
+    meta = {"command": recorded_command("python eval/bench_kg_store.py",
+                                        [f"--{k}={v}" for k, v in (("users", args.users), ("repeats", args.repeats))]),
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
             "date": time.strftime("%Y-%m-%d"), "read_dataset_s": round(read_s, 2), "build_ckg_s": round(build_s, 2)}
     (args.out / "kg_store.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if "default" in llms and len(llms) > 1:
         prompts = base.ranking_prompts(users)
         agree = {spec: agreement(llms["default"], llm, prompts) for spec, llm in llms.items() if spec != "default"}
-    from kerec.eval.command import command_line
+    from kerec.eval.command import recorded_command
 
-    command = command_line("python eval/bench_llm_latency.py", argv)
+    command = recorded_command("python eval/bench_llm_latency.py", argv)
     results: dict[str, Any] = {}
     for spec, explanations in (c.split("/") for c in args.configs):
         rec = base.with_llm(None if spec == "none" else llms[spec]).with_settings(explanations=explanations)

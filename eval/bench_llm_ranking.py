@@ -135,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rec = Recommender.load(args.checkpoint, llm=args.llm, settings=Settings(history="train", explanations="llm"))
     freeze_long_lived_objects()
-    from kerec.eval.command import command_line
+    from kerec.eval.command import recorded_command
 
     results: dict[str, Any] = {"checkpoint": args.checkpoint, "llm": rec.llm.name, "settings": asdict(rec.settings),
-                               "command": command_line("python eval/bench_llm_ranking.py", argv),
+                               "command": recorded_command("python eval/bench_llm_ranking.py", argv),
                                "machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
                                            "torch": torch.__version__}}
 

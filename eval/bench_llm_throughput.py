@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         del llm
     agree = float(np.mean(tops["transformers"] == tops["vllm"])) if len(tops) == 2 else None
     args.out.mkdir(parents=True, exist_ok=True)
-    from kerec.eval.command import command_line
+    from kerec.eval.command import recorded_command
 
     lines = ["# LLM throughput on 20-candidate ranking prompts", "",
-             f"`{command_line('python eval/bench_llm_throughput.py', argv)}`; "
+             f"`{recorded_command('python eval/bench_llm_throughput.py', argv)}`; "
              f"{args.threads} torch threads; {len(prompts)} prompts of the first {len(users)} users.", "",
              "| backend | model | engine start s | prompts | s | prompts/s |", "|---|---|---|---|---|---|"]
     for r in rows:

@@ -329,10 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     samples = sampler.samples
     chat_rss = [s[1] for s in samples if s[2] == "chat"]
     loaded = [s[1] for s in samples if s[2] == "loading"]
-    from kerec.eval.command import command_line
+    from kerec.eval.command import recorded_command
 
     result.update({
-        "command": command_line("OMP_NUM_THREADS=1 .venv/bin/python eval/bench_load.py", argv),
+        "command": recorded_command("OMP_NUM_THREADS=1 .venv/bin/python eval/bench_load.py", argv),
         "server_command": shlex.join(["python", *cmd[1:]]), "omp_threads": os.environ.get("OMP_NUM_THREADS", "1"),
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
         "sessions": args.sessions, "duration": args.duration, "step_seconds": args.step_seconds,

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from kerec.eval.command import command_line
+from kerec.eval.command import recorded_command
 from kerec.eval.config import RETRIEVER_SYSTEMS
 
 HERE = Path(__file__).resolve().parent
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[kerec] {system} seed {seed}: test " +
                       ", ".join(f"{m} {record['test'][m]:.4f}" for m in METRICS), flush=True)
     text = table(args)
-    command = command_line("python eval/bench_retriever.py", argv)
+    command = recorded_command("python eval/bench_retriever.py", argv)
     md = (f"# Retriever benchmark: kerec next to RecBole 1.2.1 on one split\n\nSplit: `{args.split}`. "
           f"Test metrics, full ranking, mean ± std over seeds; selection on valid NDCG@10.\n"
           f"Made by: `{command}`\n\n{text}\n\n{args.note}\n")

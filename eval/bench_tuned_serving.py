@@ -84,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
-    from kerec.eval.command import command_line
+    from kerec.eval.command import recorded_command
 
-    result = {"command": command_line("python eval/bench_tuned_serving.py", argv),
+    result = {"command": recorded_command("python eval/bench_tuned_serving.py", argv),
               "run": args.run, "users": len(tasks), "seed": args.seed, "threads": args.threads,
               "load_seconds": {"vllm": load_vllm, "transformers": load_tf}, "rows": rows,
               "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "loadavg_end": load}}

@@ -43,3 +43,17 @@ def describe_code(state: dict[str, Any]) -> str:
         return f"commit {state['commit']} (clean tree)"
     shown = ", ".join(state.get("changed") or [])
     return f"commit {state['commit']} **with uncommitted changes** ({shown}): not reproducible from the commit alone"
+
+
+def recorded_command(program: str, argv: Sequence[str] | None = None) -> str:
+    """:func:`command_line` followed by a shell comment naming the code it ran (``# code: commit abc1234 (clean
+    tree)``), read from git when called: what every benchmark's table records, so a result says whether it
+    came from committed code. Pasted into a shell, the comment is ignored."""
+    state = code_state()
+    if state["commit"] is None:
+        code = "commit unknown (not a git checkout)"
+    elif state["dirty"]:
+        code = f"commit {state['commit']} WITH UNCOMMITTED CHANGES ({', '.join(state['changed'] or [])})"
+    else:
+        code = f"commit {state['commit']} (clean tree)"
+    return f"{command_line(program, argv)}  # code: {code}"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from kerec.eval.command import code_state, describe_code
+import pytest
+
+from kerec.eval.command import code_state, describe_code, recorded_command
 from kerec.eval.report import _versus_strongest, undertrained
 
 
@@ -52,3 +54,12 @@ def test_code_state_says_whether_the_tree_was_clean(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("x = 2\n")
     dirty = code_state(tmp_path)
     assert dirty["dirty"] is True and dirty["changed"] == ["a.py"] and "uncommitted changes" in describe_code(dirty)
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.chdir(tmp_path)
+    try:
+        line = recorded_command("python eval/bench_x.py", ["--out", "a b"])
+    finally:
+        monkeypatch.undo()
+    assert line.startswith("python eval/bench_x.py --out 'a b'  # code: commit ")
+    assert "WITH UNCOMMITTED CHANGES (a.py)" in line
