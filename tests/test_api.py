@@ -171,3 +171,49 @@ def test_the_fusion_weight_saved_in_the_checkpoint_loads_strictly(trained: tuple
         torch.save({**raw, "fusion": bad}, tmp_path / "bad.pt")
         with pytest.raises(CheckpointError, match=match):
             Checkpoint.load(tmp_path / "bad.pt")
+
+
+def test_load_reads_the_kg_into_a_store_once(trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process store built for the Recommender also gives the GNN its KG tensors (it used to be built
+    two to four times per load)."""
+    loads = []
+    original = MemoryStore.load
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        loads.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryStore, "load", counted)
+    data, ckpt = trained
+    Recommender.load(ckpt, data=str(data), llm=None)
+    assert len(loads) == 1
+
+
+def test_each_llm_text_is_checked_once(rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An LLM-written explanation goes through the grounding check once (it used to be checked twice)."""
+    import kerec.api.explainer as explainer
+
+    class Echo:  # writes the same uncited sentence every time: every attempt fails the check
+        name, on_cpu = "echo", False
+
+        def generate(self, prompts, **kwargs):  # type: ignore[no-untyped-def]
+            return ["A fine film you will enjoy." for _ in prompts]
+
+        def letter_logprobs(self, prompts, n):  # type: ignore[no-untyped-def]
+            import numpy as np
+
+            return np.full((len(prompts), n), -np.log(n))
+
+    calls = []
+    original = explainer.check
+
+    def counted(text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(text)
+        return original(text, *args, **kwargs)
+
+    monkeypatch.setattr(explainer, "check", counted)
+    writing = rec.with_llm(Echo()).with_settings(explanations="llm", explanation_attempts=2)  # type: ignore[arg-type]
+    recs = writing.recommend("u0", k=2)
+    with_evidence = sum(1 for r in recs if r.evidence)
+    assert with_evidence and len(calls) == 2 * with_evidence  # two attempts each, one check per attempt
+    assert all(r.explanation_source == "template" and len(r.rejected) == 2 for r in recs if r.evidence)
