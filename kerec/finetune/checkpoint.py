@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from kerec.finetune.errors import FinetuneCheckpointError
+from kerec.gnn.checkpoint import describe, read_torch_file
 
 FORMAT = "kerec-finetune/1"
 _IDENTITY = ("model_type", "hidden_size", "vocab_size", "num_hidden_layers")
@@ -73,7 +74,8 @@ def load_state(folder: str | Path) -> FinetuneState:
     folder = resolve(folder)
     raw = _load(folder / "finetune.pt")
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise FinetuneCheckpointError(f"{folder}: not a kerec fine-tuning checkpoint (expected format {FORMAT!r})")
+        raise FinetuneCheckpointError(f"{folder}: not a kerec fine-tuning checkpoint (expected format {FORMAT!r}; "
+                                      f"finetune.pt holds {describe(raw)})")
     missing = sorted(set(FinetuneState.__dataclass_fields__) - set(raw))
     if missing:
         raise FinetuneCheckpointError(f"{folder}: finetune.pt lacks {missing}; truncated or from another version?")
@@ -112,13 +114,9 @@ def fingerprint(folder: str | Path) -> str:
 
 
 def _load(path: Path) -> Any:
-    if not path.is_file():
+    if not path.exists():
         raise FinetuneCheckpointError(f"{path}: missing; the checkpoint folder is incomplete")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise FinetuneCheckpointError(f"{path}: cannot be read ({type(exc).__name__}: "
-                                      f"{str(exc).splitlines()[0][:200]})") from None
+    return read_torch_file(path, FinetuneCheckpointError)
 
 
 def save_adapter(llm: Any, folder: Path) -> None:
@@ -134,7 +132,12 @@ def load_adapter(llm: Any, folder: Path) -> None:
     path = folder / "adapter" / "adapter_model.safetensors"
     if not path.is_file():
         raise FinetuneCheckpointError(f"{path}: missing; this checkpoint has no LoRA adapter (frozen LLM?)")
-    result = set_peft_model_state_dict(llm, load_file(str(path)))
+    try:
+        weights = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own SafetensorError (header too small, not fully covered…)
+        raise FinetuneCheckpointError(f"{path}: cannot be read, the adapter file is empty, truncated or not "
+                                      f"safetensors ({str(exc).strip()[:200] or type(exc).__name__})") from None
+    result = set_peft_model_state_dict(llm, weights)
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise FinetuneCheckpointError(f"{path}: adapter weights do not fit this model ({unexpected[:3]}…)")

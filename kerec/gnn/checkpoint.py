@@ -6,6 +6,9 @@ containers, never pickled live objects.
 from __future__ import annotations
 
 import importlib.metadata
+import pickle
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,15 +91,10 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | Path) -> Checkpoint:
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file")
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for truncated or foreign files
-            raise CheckpointError(f"{path}: cannot be read as a kerec checkpoint ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:200]}); is it truncated?") from None
+        raw = read_torch_file(path, CheckpointError)
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: not a kerec retriever checkpoint (expected format {FORMAT!r})")
+            raise CheckpointError(f"{path}: not a kerec retriever checkpoint (expected format {FORMAT!r}; "
+                                  f"it holds {describe(raw)})")
         missing = sorted(set(cls.__dataclass_fields__) - {"fusion"} - set(raw))
         if missing:
             raise CheckpointError(f"{path}: checkpoint lacks {missing}; it may be truncated or from another version")
@@ -109,6 +107,51 @@ class Checkpoint:
         if self.dataset.get("fingerprint") != fingerprint:
             raise CheckpointError(f"checkpoint was trained on dataset {self.dataset.get('name')!r} "
                                   f"(fingerprint {self.dataset.get('fingerprint')}), not on {name!r} ({fingerprint})")
+
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6 is a zip archive
+
+
+def read_torch_file(path: Path, error: type[KerecError]) -> Any:
+    """``torch.load(path, weights_only=True)``, with every way a file can be unusable named in an
+    ``error(...)`` that starts with the path: missing, a folder, empty, truncated, not a torch file at all,
+    or a torch file holding pickled objects that are not plain tensors and containers (someone else's
+    file; refused for safety). Shared by every kerec checkpoint reader."""
+    if path.is_dir():
+        raise error(f"{path}: is a folder, not a checkpoint file")
+    if not path.is_file():
+        raise error(f"{path}: no such checkpoint file")
+    size = path.stat().st_size
+    if size == 0:
+        raise error(f"{path}: the file is empty (0 bytes); the save that wrote it did not finish")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head == _ZIP_MAGIC and not zipfile.is_zipfile(path):
+        raise error(f"{path}: truncated ({size} bytes): a torch archive whose end is missing; "
+                    "the save or the copy that wrote it did not finish")
+    if head != _ZIP_MAGIC and not head.startswith(b"\x80"):  # \x80: a pickle, torch's legacy format
+        raise error(f"{path}: not a torch checkpoint file (it starts with {head!r}); wrong path?")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported (global: GLOBAL \S+|operand \d+|\S+)", str(exc))
+        refused = f" ({found.group(0)})" if found else ""
+        raise error(f"{path}: holds pickled Python objects{refused}, not only tensors and plain containers: "
+                    "not a kerec checkpoint, and not loaded (kerec reads checkpoints with weights_only)") from None
+    except Exception as exc:  # torch raises several types for damaged archives
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise error(f"{path}: cannot be read as a torch checkpoint, it is damaged or truncated "
+                    f"({type(exc).__name__}: {first})") from None
+
+
+def describe(raw: Any) -> str:
+    """What a foreign torch file holds, for an error message: its type, and a dict's first keys."""
+    if isinstance(raw, dict):
+        keys = sorted(map(str, raw))
+        shown = ", ".join(repr(k) for k in keys[:8]) + (", …" if len(keys) > 8 else "")
+        found = f", format {raw['format']!r}" if isinstance(raw.get("format"), str) else ""
+        return f"a dict with keys [{shown}]{found}"
+    return f"a {type(raw).__name__}"
 
 
 def versions() -> dict[str, str]:
