@@ -6,8 +6,10 @@ for the session and enforce its hard constraints (:mod:`kerec.chat.retrieve`) â†
 store, templated per-pick explanations (:func:`kerec.explain.template`) â†’ the reply: the LLM's, checked,
 or the template (:mod:`kerec.chat.reply`).
 
-Sessions live in memory, bounded: at most ``max_sessions`` (least recently used evicted first), each
-dropped after ``session_ttl_s`` idle, each refusing turns past ``max_turns`` with a notice. Different
+Sessions live in memory (:mod:`kerec.chat.sessions`), bounded: at most ``max_sessions`` (least recently
+used dropped first) and ``max_sessions_per_client`` per client, each dropped after ``session_ttl_s`` idle,
+each refusing turns past ``max_turns`` with a notice. The first turn under the id of a dropped
+conversation says so (:attr:`ChatReply.dropped`, and a sentence in front of the text). Different
 sessions run in parallel (one lock per session; the session table and LLM calls have their own locks).
 A graph store that cannot be reached raises :class:`~kerec.kg.GraphStoreUnavailable` out of
 :meth:`ChatEngine.chat` unchanged.
@@ -16,11 +18,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-
 
 from kerec.api import Recommendation
 from kerec.chat.catalogue import build_catalogue
@@ -30,6 +30,7 @@ from kerec.chat.parse import Parsed, parse_message
 from kerec.chat.reply import (Reference, acknowledgement, chat_messages, check_reply, no_match_text, question_text,
                               references, template_reply)
 from kerec.chat.retrieve import evidence, rank
+from kerec.chat.sessions import SessionTable
 from kerec.chat.state import SessionState
 from kerec.data import UnknownIdError
 from kerec.explain import template, whole_sentences
@@ -45,7 +46,9 @@ MAX_K = 20
 class ChatReply:
     """One assistant turn. ``text`` is grounded: every ``[n]`` in it is :attr:`references` entry ``n``,
     checked against the graph store. ``text_source``: "template", "llm", "llm-retry" (the checked LLM
-    reply), "question" or "notice". ``understood``: what this message was read to say."""
+    reply), "question" or "notice". ``understood``: what this message was read to say. ``dropped``: on the
+    first turn after the conversation under this id was dropped (too many sessions, or idle too long), why;
+    this turn started a new one."""
 
     session_id: str
     text: str
@@ -56,28 +59,25 @@ class ChatReply:
     references: tuple[Reference, ...] = ()
     text_source: str = "template"
     understood: dict[str, Any] = field(default_factory=dict)
+    dropped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"session_id": self.session_id, "text": self.text,
                 "recommendations": [r.to_dict() for r in self.recommendations], "question": self.question,
                 "constraints": self.constraints, "notice": self.notice,
                 "references": [r.to_dict() for r in self.references], "text_source": self.text_source,
-                "understood": self.understood}
-
-
-@dataclass
-class _Session:
-    state: SessionState
-    lock: threading.Lock = field(default_factory=threading.Lock)
+                "understood": self.understood, "dropped": self.dropped}
 
 
 class ChatEngine:
     """Multi-turn conversational recommendation over one :class:`~kerec.api.Recommender`."""
 
-    def __init__(self, recommender: Recommender, *, k: int = 5, max_sessions: int = 1000, max_turns: int = 50,
-                 max_message_chars: int = 10_000, session_ttl_s: float = 3600.0, reply_tokens: int = 160,
+    def __init__(self, recommender: Recommender, *, k: int = 5, max_sessions: int = 1000,
+                 max_sessions_per_client: int = 100, max_turns: int = 50, max_message_chars: int = 10_000,
+                 session_ttl_s: float = 3600.0, reply_tokens: int = 160,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        for name, value in (("k", k), ("max_sessions", max_sessions), ("max_turns", max_turns),
+        for name, value in (("k", k), ("max_sessions", max_sessions),
+                            ("max_sessions_per_client", max_sessions_per_client), ("max_turns", max_turns),
                             ("max_message_chars", max_message_chars), ("reply_tokens", reply_tokens)):
             if not isinstance(value, int) or value < 1:
                 raise ChatError(f"{name} must be a positive integer, got {value!r}")
@@ -88,18 +88,19 @@ class ChatEngine:
         self.recommender = recommender
         self.k, self.max_sessions, self.max_turns = k, max_sessions, max_turns
         self.max_message_chars, self.session_ttl_s, self.reply_tokens = max_message_chars, session_ttl_s, reply_tokens
-        self._clock = clock
         self.catalogue = build_catalogue(recommender.dataset, recommender.popularity)
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._lock = threading.Lock()  # the session table
+        self._sessions = SessionTable(max_sessions=max_sessions, max_per_client=max_sessions_per_client,
+                                      ttl_s=session_ttl_s, clock=clock)
         self._llm_lock = threading.Lock()  # LLM backends are not guaranteed thread-safe
 
     # ------------------------------------------------------------------ public
     def chat(self, session_id: str, message: str | bytes, *, user: str | None = None,
-             k: int | None = None) -> ChatReply:
+             k: int | None = None, client: str | None = None) -> ChatReply:
         """One turn of session ``session_id``. ``user``: a known user id whose history joins the session's
         (checked; an unknown id raises :class:`~kerec.data.UnknownIdError`). ``k``: picks (default the
-        engine's). Odd message text never raises: the reply carries a :attr:`ChatReply.notice`."""
+        engine's). ``client``: who asks (the HTTP service passes the peer address), for the per-client
+        session bound; None is not counted per client. Odd message text never raises: the reply carries a
+        :attr:`ChatReply.notice`."""
         self._check_session_id(session_id)
         k = self.k if k is None else k
         if not isinstance(k, int) or not 1 <= k <= MAX_K:
@@ -107,38 +108,41 @@ class ChatEngine:
         if user is not None and (not isinstance(user, str) or user not in self.recommender.dataset.users):
             raise UnknownIdError("user", str(user), "not in the dataset the retriever was trained on")
         checked = check_message(message, max_chars=self.max_message_chars)
-        session = self._session(session_id)
+        opened = self._sessions.open(session_id, client)
+        session, dropped = opened.session, opened.dropped
         with session.lock:
             state = session.state
             if checked.text is None:
-                return self._notice(session_id, state, checked.notice or "message rejected")
+                return self._notice(session_id, state, checked.notice or "message rejected", dropped)
             if state.turns >= self.max_turns:
                 return self._notice(session_id, state, f"This conversation has reached its limit of "
-                                                       f"{self.max_turns} turns; start a new one (reset).")
+                                                       f"{self.max_turns} turns; start a new one (reset).", dropped)
             if user is not None:
                 state.user = user
             parsed = parse_message(checked.text, self.catalogue)
+            # Said first, so a person whose conversation was dropped knows why the earlier picks are gone.
+            said_dropped = f"Your earlier conversation was {dropped}, so this starts a new one. " if dropped else ""
             if parsed.reset:
                 session.state = state = SessionState(user=user or state.user, last_used=state.last_used)
-                return self._ask(session_id, state, parsed, "Starting over. ")
-            state.apply(parsed)
-            state.turns += 1
-            state.log.append(("user", checked.text))
-            ack = acknowledgement(parsed, self.catalogue)
-            if state.is_empty():
-                return self._ask(session_id, state, parsed, ack)
-            return self._recommend(session_id, state, parsed, ack, k)
+                reply = self._ask(session_id, state, parsed, said_dropped + "Starting over. ")
+            else:
+                state.apply(parsed)
+                state.turns += 1
+                state.log.append(("user", checked.text))
+                ack = said_dropped + acknowledgement(parsed, self.catalogue)
+                reply = (self._ask(session_id, state, parsed, ack) if state.is_empty()
+                         else self._recommend(session_id, state, parsed, ack, k))
+            return replace(reply, dropped=dropped)
 
-    def reset(self, session_id: str) -> None:
-        """Forget session ``session_id`` (nothing happens for an unknown one)."""
-        with self._lock:
-            self._sessions.pop(session_id, None)
+    def reset(self, session_id: str) -> bool:
+        """Forget session ``session_id``; True if it was a live conversation, False for an unknown id
+        (checked as :meth:`chat` checks it: a malformed id raises :class:`ChatError`)."""
+        self._check_session_id(session_id)
+        return self._sessions.reset(session_id)
 
     def sessions(self) -> int:
         """Live sessions (expired ones are dropped first)."""
-        with self._lock:
-            self._expire(self._clock())
-            return len(self._sessions)
+        return len(self._sessions)
 
     # ------------------------------------------------------------------ sessions
     def _check_session_id(self, session_id: str) -> None:
@@ -146,32 +150,13 @@ class ChatEngine:
                 or not session_id.isprintable():
             raise ChatError(f"session_id must be 1 to {MAX_SESSION_ID} printable characters, got {session_id!r:.60}")
 
-    def _expire(self, now: float) -> None:
-        while self._sessions:
-            oldest = next(iter(self._sessions.values()))
-            if now - oldest.state.last_used <= self.session_ttl_s:
-                break
-            self._sessions.popitem(last=False)
-
-    def _session(self, session_id: str) -> _Session:
-        with self._lock:
-            now = self._clock()
-            self._expire(now)
-            session = self._sessions.get(session_id)
-            if session is None:
-                session = self._sessions[session_id] = _Session(SessionState(last_used=now))
-            self._sessions.move_to_end(session_id)
-            session.state.last_used = now
-            while len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
-            return session
-
     # ------------------------------------------------------------------ replies
     def _constraints(self, state: SessionState) -> dict[str, Any]:
         return state.summary(self.catalogue, self.recommender.dataset.items.external)
 
-    def _notice(self, session_id: str, state: SessionState, notice: str) -> ChatReply:
-        return ChatReply(session_id, notice, (), None, self._constraints(state), notice=notice, text_source="notice")
+    def _notice(self, session_id: str, state: SessionState, notice: str, dropped: str | None) -> ChatReply:
+        return ChatReply(session_id, notice, (), None, self._constraints(state), notice=notice, text_source="notice",
+                         dropped=dropped)
 
     def _ask(self, session_id: str, state: SessionState, parsed: Parsed, ack: str) -> ChatReply:
         text = question_text(self.catalogue, ack)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
@@ -26,7 +26,7 @@ from kerec.chat import ChatEngine
 from kerec.data import KerecError
 from kerec.kg.errors import GraphStoreUnavailable
 from kerec.serve.config import ServeConfig
-from kerec.serve.guard import BodyGuard, SafeJSONResponse, install_error_handlers
+from kerec.serve.guard import BodyGuard, SafeJSONResponse, client_of, install_error_handlers
 from kerec.serve.items import item_facts
 from kerec.serve.openai_compat import openai_router
 from kerec.serve.schemas import (ChatRequest, ChatResponse, ErrorResponse, Health, ItemResponse, Ready,
@@ -69,9 +69,10 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
         if k is not None and k > config.max_k:
             raise KerecError(f"k={k} is more than this server's limit of {config.max_k}")
 
-    async def chat_turn(session: str, message: str, *, user: str | None, k: int | None) -> ChatResponse:
+    async def chat_turn(session: str, message: str, *, user: str | None, k: int | None,
+                        client: str | None) -> ChatResponse:
         check_k(k)
-        reply = await compute(chat_engine.chat, session, message, user=user, k=k)
+        reply = await compute(chat_engine.chat, session, message, user=user, k=k, client=client)
         data = reply.to_dict()
         data["recommendations"] = [RecommendationOut.of(r) for r in data.get("recommendations", [])]
         return ChatResponse.model_validate(data)
@@ -87,9 +88,10 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
         return RecommendResponse(user=req.user, k=req.k, recommendations=[RecommendationOut.of(r.to_dict()) for r in recs])
 
     @app.post("/chat", response_model=ChatResponse, responses=ERRORS, tags=["chat"])
-    async def chat(req: ChatRequest) -> ChatResponse:
-        """One conversation turn; the reply may ask a question, refine earlier picks or give a notice."""
-        return await chat_turn(req.session, req.message, user=req.user, k=req.k)
+    async def chat(req: ChatRequest, request: Request) -> ChatResponse:
+        """One conversation turn; the reply may ask a question, refine earlier picks or give a notice.
+        ``dropped`` says why, on the first turn after the server dropped this conversation."""
+        return await chat_turn(req.session, req.message, user=req.user, k=req.k, client=client_of(request))
 
     @app.delete("/chat/{session}", response_model=ResetResponse, responses=ERRORS, tags=["chat"])
     async def reset(session: str) -> ResetResponse:

@@ -37,6 +37,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="requests computed at once, in threads of one process (default 2). One process keeps "
                              "every chat session in one place and the model in memory once.")
     parser.add_argument("--k", type=int, default=5, help="items per chat reply (default 5)")
+    parser.add_argument("--max-sessions", type=int, default=1000,
+                        help="chat conversations kept in memory (default 1000); beyond, the least recently used is "
+                             "dropped, and its next turn says so (the reply's 'dropped' field)")
+    parser.add_argument("--max-sessions-per-client", type=int, default=100,
+                        help="chat conversations one client address may keep (default 100); a client opening one "
+                             "more drops its own least recently used, never another client's. Behind a proxy "
+                             "every client has the proxy's address: raise it there")
     parser.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
 
 
@@ -65,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"loading the recommender ({args.checkpoint}, llm {args.llm}) …", flush=True)
     rec = Recommender.load(args.checkpoint, data=args.data, store=args.store,
                            llm=None if args.llm == "none" else args.llm)
-    app = create_app(rec, chat_engine=ChatEngine(rec, k=args.k), config=config)
+    engine = ChatEngine(rec, k=args.k, max_sessions=args.max_sessions,
+                        max_sessions_per_client=args.max_sessions_per_client)
+    app = create_app(rec, chat_engine=engine, config=config)
     freeze_long_lived_objects()
     url = url_of(args.host, args.port)
     print(f"kerec serving {rec.dataset.name} on {url} (chat page), API schema at {url}openapi.json; Ctrl-C stops",

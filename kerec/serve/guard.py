@@ -33,6 +33,11 @@ def error(status: int, kind: str, message: str, headers: dict[str, str] | None =
     return SafeJSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
 
 
+def client_of(request: Request) -> str | None:
+    """Who asks, for the per-client chat-session bound: the peer address (behind a proxy, the proxy's)."""
+    return request.client.host if request.client else None
+
+
 class BodyGuard:
     """ASGI middleware: reads a request body up to ``max_bytes`` (413 beyond, whether announced by
     Content-Length or streamed), rejects a body that is not UTF-8 (400, naming the byte and position),

@@ -24,11 +24,12 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from kerec.data import KerecError
 from kerec.serve.config import ServeConfig
+from kerec.serve.guard import client_of
 from kerec.serve.schemas import (ChatCompletion, ChatCompletionRequest, ChatResponse, Choice, CompletionMessage,
                                  ModelCard, ModelList)
 
@@ -73,7 +74,7 @@ class Conversations:
 
 
 def openai_router(chat: Callable[..., Awaitable[ChatResponse]], config: ServeConfig, started: int) -> APIRouter:
-    """The two endpoints; ``chat(session, message, user=, k=)`` runs one chat-engine turn."""
+    """The two endpoints; ``chat(session, message, user=, k=, client=)`` runs one chat-engine turn."""
     router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
     conversations = Conversations(config.openai_conversations)
 
@@ -84,14 +85,15 @@ def openai_router(chat: Callable[..., Awaitable[ChatResponse]], config: ServeCon
     @router.post("/chat/completions", response_model=ChatCompletion,
                  responses={200: {"content": {"text/event-stream": {}},
                                   "description": "JSON, or server-sent events with stream: true"}})
-    async def completions(req: ChatCompletionRequest) -> Response | ChatCompletion:
+    async def completions(req: ChatCompletionRequest, request: Request) -> Response | ChatCompletion:
         if req.model not in (None, config.model_name):
             raise KerecError(f"unknown model {req.model!r}; this server serves {config.model_name!r} (GET /v1/models)")
         turns = [(m.role, m.text()) for m in req.messages]
         if turns[-1][0] != "user":
             raise KerecError(f"the last message must be the user's (role 'user'), got role {turns[-1][0]!r}")
         session = conversations.session_for(turns[:-1], req.user)
-        reply = await chat(session, turns[-1][1], user=req.kerec_user, k=req.kerec_k)
+        reply = await chat(session, turns[-1][1], user=req.kerec_user, k=req.kerec_k,
+                           client=client_of(request))
         conversations.remember([*turns, ("assistant", reply.text)], session)
         created = int(time.time())
         ident = f"chatcmpl-{uuid.uuid4().hex}"

@@ -101,6 +101,8 @@ class ChatResponse(BaseModel):
     references: list[ReferenceOut] = Field(default_factory=list)
     text_source: str | None = Field(None, description='"template", "llm", "llm-retry", "question" or "notice"')
     understood: dict[str, Any] = Field(default_factory=dict, description="what this message was read to say")
+    dropped: str | None = Field(None, description="set on the first turn after the server dropped this conversation "
+                                "(too many sessions, or idle too long): why; this turn started a new one")
 
 
 class ResetResponse(BaseModel):

@@ -234,6 +234,27 @@ def test_chat_turns_refine_and_sessions_are_isolated(client: TestClient) -> None
     assert fresh["question"] and not fresh["recommendations"] and fresh["constraints"]["genres_in"] == []
 
 
+def test_chat_sessions_are_bounded_per_client_address_and_a_dropped_one_says_so(serve_rec: Recommender) -> None:
+    """One address opening many sessions drops only its own; a conversation the total bound dropped says so."""
+    from kerec.chat import ChatEngine
+
+    app = create_app(serve_rec, chat_engine=ChatEngine(serve_rec, k=3, max_sessions=3, max_sessions_per_client=1))
+    with TestClient(app, client=("10.0.0.1", 1000)) as alice, TestClient(app, client=("10.0.0.2", 1000)) as flood:
+        assert chat(alice, "alice", "I'd like a comedy")["dropped"] is None
+        for i in range(20):
+            chat(flood, f"flood-{i}", "a drama please")
+        kept = chat(alice, "alice", "more")
+        assert kept["dropped"] is None and kept["constraints"]["genres_in"] == ["Comedy"]
+        assert "one client may keep at most 1" in chat(flood, "flood-0", "hello")["dropped"]
+        for i in range(3):
+            with TestClient(app, client=(f"10.0.1.{i}", 1000)) as other:
+                chat(other, f"other-{i}", "a drama please")
+        dropped = chat(alice, "alice", "more")
+        assert "the server keeps at most 3 conversations" in dropped["dropped"]
+        assert dropped["text"].startswith("Your earlier conversation was dropped")
+        assert dropped["constraints"]["genres_in"] == []
+
+
 @pytest.mark.parametrize(("message", "notice"), [
     ("", "empty"),
     ("   \n\t", "empty"),
