@@ -13,12 +13,35 @@ from pathlib import Path
 import pytest
 
 from kerec.data import Dataset, load_dataset
-from kerec.kg import MemoryStore, build_ckg
+from kerec.kg import GraphStore, GraphStoreError, MemoryStore, build_ckg
 from kerec.kg.server import LocalBoltServer
 
 DATA = Path(__file__).parent / "data"
 TINY_ATOMIC = DATA / "tiny_atomic"
 TINY_KGAT = DATA / "tiny_kgat"
+
+
+def interrupt_load(store: GraphStore, dataset: Dataset) -> None:
+    """Load ``dataset`` into ``store`` and let the load die at its first batch of facts, as a killed or
+    failed `kerec kg load` leaves a store: users, items and interactions written, no facts, not complete."""
+    write = store._write
+
+    def failing(kind: str, rows: object) -> None:
+        if kind.startswith("facts_"):
+            raise GraphStoreError("simulated failure half-way")
+        write(kind, rows)  # type: ignore[arg-type]
+
+    store._write = failing  # type: ignore[method-assign]
+    try:
+        store.load(build_ckg(dataset), progress=False, replace=True)
+    except GraphStoreError:
+        pass
+    else:
+        raise AssertionError("the simulated failure did not happen")
+    finally:
+        del store._write
+    info = store.info()
+    assert info is not None and not info.complete
 
 
 @pytest.fixture(scope="session")

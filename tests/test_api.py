@@ -12,7 +12,7 @@ from kerec.api import Recommender, Settings
 from kerec.data import KerecError, UnknownIdError, load_dataset
 from kerec.kg import MemoryStore, build_ckg
 
-from .conftest import TINY_ATOMIC
+from .conftest import TINY_ATOMIC, interrupt_load
 from .gnn.synthetic import GENRES, write_synthetic
 from .tiny_retriever import train_tiny_retriever
 
@@ -115,6 +115,16 @@ def test_store_of_another_dataset_and_missing_default_checkpoint(trained: tuple[
     monkeypatch.setenv("KEREC_HOME", str(tmp_path))
     with pytest.raises(KerecError, match="run `kerec train retriever` first"):
         Recommender.load("default", llm=None)
+
+
+def test_a_store_whose_load_did_not_finish_is_reported_as_incomplete(trained: tuple[Path, Path]) -> None:
+    """Before, the message was "holds no complete dataset", the same as for an empty store: now it says the
+    store holds a partial load of which dataset and what to do."""
+    data, ckpt = trained
+    half = MemoryStore()
+    interrupt_load(half, load_dataset(str(data)))
+    with pytest.raises(KerecError, match=r"holds an INCOMPLETE load of dataset 'synth'.*Run `kerec kg load` again"):
+        Recommender.load(ckpt, data=str(data), store=half, llm=None)
 
 
 def test_training_history_and_candidate_scores_in_given_order(trained: tuple[Path, Path]) -> None:

@@ -14,7 +14,7 @@ from kerec.cli import build_parser, main
 from kerec.data import load_dataset, load_split
 from kerec.kg import open_store
 
-from .conftest import TINY_ATOMIC, TINY_KGAT, BoltTarget
+from .conftest import TINY_ATOMIC, TINY_KGAT, BoltTarget, interrupt_load
 
 
 def test_data_info_default_counts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,6 +108,24 @@ def test_kg_serve_runs_until_interrupted(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.bolt
+def test_kg_stats_reports_a_load_that_did_not_finish(bolt: BoltTarget, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, `kg stats` said "dataset tiny" with partial counts and exit 0, and nothing said incomplete."""
+    assert bolt.auth is not None
+    auth = ["--db-user", bolt.auth[0], "--db-password", bolt.auth[1], "--database", str(bolt.database)]
+    with open_store(bolt.uri, auth=bolt.auth, database=bolt.database) as store:
+        interrupt_load(store, load_dataset(TINY_ATOMIC))
+    try:
+        assert main(["kg", "stats", "--uri", bolt.uri, *auth]) == 1
+        captured = capsys.readouterr()
+        assert "holds an INCOMPLETE load of dataset 'tiny'" in captured.err and "kerec kg load` again" in captured.err
+        assert "dataset tiny (INCOMPLETE: partial counts)" in captured.out
+    finally:  # leave the shared server holding a complete dataset for the tests after this one
+        assert main(["kg", "load", "--uri", bolt.uri, *auth, "--data", str(TINY_ATOMIC)]) == 0
+    assert main(["kg", "stats", "--uri", bolt.uri, *auth]) == 0
+    assert "INCOMPLETE" not in capsys.readouterr().out
 
 
 @pytest.mark.bolt

@@ -426,8 +426,10 @@ def _open_store(store: str | GraphStore | None, dataset: Dataset) -> GraphStore:
     if info is None and isinstance(graph_store, MemoryStore):
         graph_store.load(build_ckg(dataset), progress=False)
         info = graph_store.info()
-    if info is None or not info.complete:
-        raise KerecError(f"graph store {graph_store.uri} holds no complete dataset; load it with `kerec kg load`")
+    if info is None:
+        raise KerecError(f"graph store {graph_store.uri} holds no dataset; load it with `kerec kg load`")
+    if not info.complete:
+        raise KerecError(f"graph store {graph_store.uri} {info.incomplete()}")
     if info.fingerprint != dataset.fingerprint:
         raise KerecError(f"graph store {graph_store.uri} holds dataset {info.name!r} ({info.fingerprint[:12]}), "
                          f"not the retriever's {dataset.name!r} ({dataset.fingerprint[:12]})")

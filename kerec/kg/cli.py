@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -82,19 +83,24 @@ def cmd_kg_load(args: argparse.Namespace) -> None:
         _print_stats(store)
 
 
-def _print_stats(store: GraphStore) -> None:
-    stats = store.stats()
-    print(f"graph store {store.uri}: dataset {stats.dataset}")
+def _print_stats(store: GraphStore) -> bool:
+    """Print what ``store`` holds; False when it holds a load that did not finish (said first, plainly)."""
+    info, stats = store.info(), store.stats()
+    problem = info.incomplete() if info is not None else None
+    if problem:
+        print(f"graph store {store.uri} {problem}", file=sys.stderr)
+    print(f"graph store {store.uri}: dataset {stats.dataset}" + (" (INCOMPLETE: partial counts)" if problem else ""))
     print_table([("users", stats.users), ("items", stats.items), ("entities", stats.entities),
                   ("interactions", stats.interactions), ("facts", stats.facts),
                   ("relations", len(stats.relations))])
     top = sorted(stats.relations.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
     print("  most frequent relations: " + ", ".join(f"{r} ({n:,})" for r, n in top))
+    return problem is None
 
 
-def cmd_kg_stats(args: argparse.Namespace) -> None:
+def cmd_kg_stats(args: argparse.Namespace) -> int:
     with _store_with(args, dataset_of(args)) as store:
-        _print_stats(store)
+        return 0 if _print_stats(store) else 1
 
 
 def cmd_kg_show(args: argparse.Namespace) -> None:
@@ -162,7 +168,9 @@ def add_parsers(top: argparse._SubParsersAction) -> None:
     p.add_argument("--replace", action="store_true", help="overwrite another dataset held by the store")
     p.add_argument("--batch-size", type=int, default=10_000)
     p.set_defaults(func=cmd_kg_load)
-    p = kg.add_parser("stats", help="print graph-store statistics", description="Print what a graph store holds.")
+    p = kg.add_parser("stats", help="print graph-store statistics",
+                      description="Print what a graph store holds. A store whose load did not finish is "
+                                  "reported as INCOMPLETE (on stderr, and exit status 1): run `kerec kg load` again.")
     add_data_args(p)
     add_store_args(p)
     p.set_defaults(func=cmd_kg_stats)

@@ -30,6 +30,15 @@ class StoreInfo:
     fingerprint: str
     complete: bool
 
+    def incomplete(self) -> str | None:
+        """None for a finished load; otherwise what is wrong and how to fix it, in the words every place that
+        reports it uses (``kg stats``, ``/ready``, ``Recommender.load``)."""
+        if self.complete:
+            return None
+        return (f"holds an INCOMPLETE load of dataset {self.name!r}: a load started and did not finish (it failed "
+                "or was stopped, or is still running); its counts are partial. Run `kerec kg load` again: it "
+                "clears the partial load and starts over")
+
 
 @dataclass(frozen=True)
 class StoreStats:

@@ -135,7 +135,9 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
         except GraphStoreUnavailable as exc:
             return _not_ready(base, str(exc))
         fingerprint = recommender.dataset.fingerprint
-        if info is None or not info.complete or info.fingerprint != fingerprint:
+        if info is not None and not info.complete:
+            return _not_ready(base, f"the graph store {info.incomplete()}")
+        if info is None or info.fingerprint != fingerprint:
             return _not_ready(base, f"the graph store does not hold the complete dataset "
                                     f"{recommender.dataset.name!r} the model was trained on")
         return SafeJSONResponse(Ready(status="ready", dataset=info.name, **base).model_dump())

@@ -15,6 +15,10 @@ from fastapi.testclient import TestClient
 from kerec.api import Recommender
 from kerec.serve import ServeConfig, create_app
 
+from kerec.data import load_dataset
+from kerec.kg import MemoryStore
+
+from ..conftest import interrupt_load
 from .conftest import XSS_IMG, XSS_SCRIPT, SwitchableStore, genre_name
 
 
@@ -162,6 +166,21 @@ def test_store_outage_is_503_and_recovers(client: TestClient, serve_rec: Recomme
         store.down = False
     assert client.get("/ready").status_code == 200
     assert client.post("/recommend", json={"user": "u2", "k": 3}).json() == expected
+
+
+def test_ready_says_the_store_holds_an_incomplete_load(client: TestClient, serve_rec: Recommender) -> None:
+    store = serve_rec.store
+    assert isinstance(store, SwitchableStore)
+    half = MemoryStore()
+    interrupt_load(half, load_dataset(str(serve_rec.dataset.source)))
+    loaded, store.inner = store.inner, half
+    try:
+        ready = client.get("/ready")
+        assert ready.status_code == 503, ready.text
+        assert "holds an INCOMPLETE load of dataset 'synth'" in ready.json()["reason"]
+    finally:
+        store.inner = loaded
+    assert client.get("/ready").status_code == 200
 
 
 # ---- subgraph picture, page, schema ------------------------------------------------------------------------
