@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,12 +83,43 @@ def test_every_command_has_help() -> None:
         assert info.value.code == 0
 
 
+PASSWORD = "test-password-4a1f"
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _gone(pid: int, timeout: float = 60.0) -> bool:
+    """Whether process ``pid`` has exited (or is a zombie) within ``timeout`` seconds: a bound, not a timing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
     """Start `kerec kg serve` on a free port; returns the process and its URI once it is ready.
     The child starts with SIGINT ignored, as under any parent that ignores Ctrl-C (some libraries in a test
     session do): `kg serve` must still stop on it."""
-    cmd = [sys.executable, "-m", "kerec", "kg", "serve", "--dir", str(tmp_path), "--port", "0", "--password", "test-password"]
+    cmd = [sys.executable, "-m", "kerec", "kg", "serve", "--dir", str(tmp_path), "--port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "KEREC_NEO4J_PASSWORD": PASSWORD},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert proc.stdout is not None
     first = proc.stdout.readline()
@@ -101,7 +133,7 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
 def test_kg_serve_runs_until_interrupted(tmp_path: Path) -> None:
     proc, uri = _serve(tmp_path)
     try:
-        with open_store(uri, auth=("root", "test-password"), database="graph") as store:
+        with open_store(uri, auth=("root", PASSWORD), database="graph") as store:
             assert store.info() is None
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
@@ -223,3 +255,54 @@ def test_top_level_exports() -> None:
     assert kerec.evaluate is evaluate and kerec.Recommender is Recommender
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         kerec.nope  # noqa: B018
+
+
+@pytest.mark.bolt
+def test_kg_serve_never_shows_its_password_and_its_server_dies_with_it(tmp_path: Path) -> None:
+    """Before, the password was printed and passed to Java as -Darcadedb.server.rootPassword=… (readable by
+    anyone in `ps`), and a SIGKILLed wrapper left its Java server running."""
+    proc, uri = _serve(tmp_path)
+    try:
+        [java] = _children(proc.pid)
+        for pid in (proc.pid, java):
+            assert PASSWORD.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        password_file = tmp_path / "root-password"
+        assert password_file.read_text() == PASSWORD and password_file.stat().st_mode & 0o777 == 0o600
+        with open_store(uri, auth=("root", PASSWORD), database="graph") as store:
+            assert store.info() is None
+        proc.kill()  # SIGKILL: no handler of kerec's runs
+        proc.wait(timeout=10)
+        assert proc.stdout is not None
+        printed = proc.stdout.read()
+        assert _gone(java), "the Java server outlived a SIGKILLed kerec kg serve"
+        assert PASSWORD not in printed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.bolt
+def test_kg_serve_reports_when_its_server_dies(tmp_path: Path) -> None:
+    """Before, the wrapper exited 0 without a word when Java died."""
+    proc, _ = _serve(tmp_path)
+    try:
+        [java] = _children(proc.pid)
+        os.kill(java, signal.SIGKILL)
+        assert proc.wait(timeout=60) == 2
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        assert "kerec: error: the ArcadeDB server exited on its own (exit code -9)" in out, out
+        last = (tmp_path / "server.log").read_text().rstrip().splitlines()[-1]
+        assert f"the end of its log {tmp_path / 'server.log'}:" in out and last in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_kg_serve_password_file_errors_come_before_java_starts(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kg", "serve", "--dir", str(tmp_path / "db"), "--password-file", str(tmp_path / "nope")]) == 2
+    assert f"--password-file {tmp_path / 'nope'}: cannot be read (No such file or directory)" in capsys.readouterr().err
+    (tmp_path / "empty").write_text("\n")
+    assert main(["kg", "serve", "--dir", str(tmp_path / "db"), "--password-file", str(tmp_path / "empty")]) == 2
+    assert "the file is empty" in capsys.readouterr().err and not (tmp_path / "db").exists()

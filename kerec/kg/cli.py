@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from kerec.data import Dataset
+from kerec.errors import KerecError
 from kerec.data.cli import add_data_args, dataset_of, print_table
 from kerec.kg import GraphStore, build_ckg, open_store
 from kerec.kg.bolt import ENV_PASSWORD, ENV_USER
@@ -48,20 +50,22 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def cmd_kg_serve(args: argparse.Namespace) -> None:
+def cmd_kg_serve(args: argparse.Namespace) -> int:
     from kerec.kg.server import LocalBoltServer
 
-    # SIGTERM (kill, service managers) must stop the Java server too, not orphan it: treat it as Ctrl-C.
-    signal.signal(signal.SIGTERM, _interrupt)
-    # Ctrl-C too, explicitly: a process started by a parent that ignores SIGINT inherits the ignore,
-    # and Python then installs no KeyboardInterrupt handler of its own.
-    signal.signal(signal.SIGINT, _interrupt)
-    password = args.password or os.environ.get(ENV_PASSWORD) or None
-    server = LocalBoltServer(Path(args.dir), bolt_port=args.port, **({"password": password} if password else {}))
+    password = _read_password(args.password_file) if args.password_file else os.environ.get(ENV_PASSWORD) or None
+    # SIGTERM (kill, service managers) and SIGHUP (the terminal closed) must stop the Java server too, not
+    # orphan it: treat them as Ctrl-C. Ctrl-C too, explicitly: a process started by a parent that ignores
+    # SIGINT inherits the ignore, and Python then installs no KeyboardInterrupt handler of its own.
+    # (SIGKILL cannot be caught: there the kernel stops Java, see kerec.kg.server.)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _interrupt)
+    server = LocalBoltServer(Path(args.dir), bolt_port=args.port, password=password)
     with server:
-        print(f"ArcadeDB Bolt server on {server.uri} (user {server.auth[0]}, password {server.auth[1]}, "
+        user, secret = server.auth[0], shlex.quote(str(server.password_file))
+        print(f"ArcadeDB Bolt server on {server.uri} (user {user}, password in {server.password_file}, "
               f"database graph, data in {server.root})")
-        print(f"  export {ENV_USER}={server.auth[0]} {ENV_PASSWORD}={server.auth[1]} KEREC_NEO4J_DATABASE=graph")
+        print(f"  export {ENV_USER}={user} {ENV_PASSWORD}=\"$(cat {secret})\" KEREC_NEO4J_DATABASE=graph")
         if args.load:
             store = open_store(server.uri, auth=server.auth, database="graph")
             report = store.load(build_ckg(dataset_of(args)))
@@ -72,7 +76,21 @@ def cmd_kg_serve(args: argparse.Namespace) -> None:
             while server.running:
                 time.sleep(0.5)
         except KeyboardInterrupt:
-            print("stopping")
+            print("stopping", flush=True)
+            return 0
+        code = server.returncode
+    raise KerecError(f"the ArcadeDB server exited on its own (exit code {code}); the end of its log "
+                     f"{server.log_file}:\n{server.log_tail()}")
+
+
+def _read_password(path: str) -> str:
+    try:
+        password = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise KerecError(f"--password-file {path}: cannot be read ({exc.strerror})") from None
+    if not password:
+        raise KerecError(f"--password-file {path}: the file is empty")
+    return password
 
 
 def cmd_kg_load(args: argparse.Namespace) -> None:
@@ -155,10 +173,18 @@ def add_parsers(top: argparse._SubParsersAction) -> None:
     """``kerec kg serve|load|stats|show``."""
     kg = top.add_parser("kg", help="graph store: serve, load, stats, show").add_subparsers(dest="sub", required=True, metavar="SUB")
     p = kg.add_parser("serve", help="run a local ArcadeDB Bolt server (foreground)",
-                      description="Run ArcadeDB's Bolt server from the arcadedb-embedded wheel on 127.0.0.1.")
+                      description="Run ArcadeDB's Bolt server from the arcadedb-embedded wheel on 127.0.0.1. The root "
+                                  "password is kept in DIR/root-password (mode 600; a later run on the same folder "
+                                  "reuses it), never printed nor put on a command line. The server stops whenever "
+                                  "this command stops (Ctrl-C, SIGTERM, SIGHUP, an error; on Linux even SIGKILL); "
+                                  "if the server dies on its own, this command says so with the end of its log and "
+                                  "exits with status 2.")
     p.add_argument("--dir", default=str(DEFAULT_SERVE_DIR), help=f"data folder (default: {DEFAULT_SERVE_DIR})")
     p.add_argument("--port", type=int, default=7687, help="Bolt port (default: 7687; 0 picks a free one)")
-    p.add_argument("--password", default=None, help=f"root password (default: ${ENV_PASSWORD} or a random one)")
+    p.add_argument("--password-file", default=None,
+                   help=f"file holding the root password (default: ${ENV_PASSWORD}, else the one stored in "
+                        "DIR/root-password, else a random one); a file, not the password itself, so that it "
+                        "does not show in `ps`")
     p.add_argument("--load", action="store_true", help="load the dataset (--data) once the server is up")
     add_data_args(p)
     p.set_defaults(func=cmd_kg_serve)
