@@ -236,6 +236,35 @@ def test_recommend_prints_explained_lists_and_draws(tmp_path: Path, capsys: pyte
     assert [r["rank"] for r in recs] == [1, 2] and recs[0]["explanation"] is None
 
 
+def test_recommend_checks_ids_and_k_before_loading_any_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, `recommend --user nosuchuser` and `-k 0` failed only after the GNN (and the LLM) had loaded.
+    Recommender.load is made to fail loudly here: each bad argument must be reported without reaching it."""
+    from kerec.api import Recommender
+
+    from .gnn.synthetic import write_synthetic
+    from .tiny_retriever import train_tiny_retriever
+
+    data = write_synthetic(tmp_path / "synth")
+    ckpt = train_tiny_retriever(data, tmp_path / "run")
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(Recommender, "load", no_loading)
+    capsys.readouterr()  # the training's progress bars
+    common = ["recommend", "--checkpoint", str(ckpt), "--data", str(data), "--llm", "default"]
+    for extra, says in ((["--user", "nosuchuser"], "unknown user id 'nosuchuser'; not in dataset 'synth'"),
+                        (["--user", "u0", "--user", "nobody"], "unknown user id 'nobody'"),
+                        (["--user", "u0", "-k", "0"], "k must be between 1 and the 48 items of dataset 'synth', got 0"),
+                        (["--user", "u0", "-k", "49"], "got 49"),
+                        (["--user", "u0", "--candidates-list", "i1", "i999"], "unknown item id 'i999'"),
+                        (["--user", "u0", "--candidates", "21"], "candidates must be between 1 and 20")):
+        assert main([*common, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith("kerec: error: ") and says in err, (extra, err)
+
+
 def test_eval_takes_a_config_or_a_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nsystems: [kerec, sasrec]\nprotocols: {full: {}}\n")

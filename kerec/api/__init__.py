@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from kerec.api.rankers import LLMRanker, NoRanker, Ranker, RankRequest, TunedLetterRanker
-from kerec.api.recommender import Recommender
+from kerec.api.recommender import Recommender, checkpoint_path
 from kerec.api.settings import MAX_LLM_CANDIDATES, CandidateScores, Recommendation, Settings
 
 __all__ = ["MAX_LLM_CANDIDATES", "CandidateScores", "LLMRanker", "NoRanker", "Ranker", "RankRequest", "Recommendation",
-           "Recommender", "Settings", "TunedLetterRanker"]
+           "Recommender", "Settings", "TunedLetterRanker", "checkpoint_path"]

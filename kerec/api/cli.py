@@ -27,12 +27,18 @@ def cmd_train_fusion(args: argparse.Namespace) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace) -> None:
-    from kerec.api import Recommender
+    from kerec.api import Recommender, Settings, checkpoint_path
+    from kerec.gnn.checkpoint import Checkpoint
 
+    overrides = {"candidates": args.candidates, "fusion_weight": args.fusion_weight, "explanations": args.explanations}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    # Bad ids, k and settings fail here, from the checkpoint's id lists, not after seconds of loading models.
+    Settings(**overrides)
+    Checkpoint.load(checkpoint_path(args.checkpoint, args.tuned)).check_request(
+        users=args.user, items=args.candidates_list or (), k=args.k)
     rec = Recommender.load(args.checkpoint, data=args.data, store=args.store, llm=None if args.llm == "none" else args.llm,
                            tuned=args.tuned, tuned_engine=args.tuned_engine)
-    overrides = {"candidates": args.candidates, "fusion_weight": args.fusion_weight, "explanations": args.explanations}
-    rec = rec.with_settings(**{k: v for k, v in overrides.items() if v is not None})
+    rec = rec.with_settings(**overrides)
     freeze_long_lived_objects()
     results = rec.recommend_many(args.user, args.k, candidates=args.candidates_list, explain=not args.no_explain)
     if args.json:
@@ -82,7 +88,7 @@ def add_parsers(top: argparse._SubParsersAction) -> None:
                        description="Recommend with a trained retriever, KG evidence and the LLM ranker; every "
                                    "explanation's citations are checked against the graph store.")
     p.add_argument("--user", action="append", required=True, help="user id (repeat for several users)")
-    p.add_argument("-k", type=int, default=10, help="items per user (default 10)")
+    p.add_argument("-k", type=int, default=10, help="items per user (default 10; checked with the user ids before any model loads)")
     p.add_argument("--checkpoint", default="default",
                    help="retriever.pt (default: the one `kerec train retriever` wrote under $KEREC_HOME/retriever)")
     p.add_argument("--data", default=None, help="dataset the retriever was trained on (default: the embedded ml-100k)")

@@ -63,6 +63,19 @@ class _Stages:
     fusion: FusionChoice | None  # the weight saved with the checkpoint
 
 
+
+def checkpoint_path(path: str | Path = "default", tuned: str | Path | None = None) -> Path:
+    """The retriever checkpoint :meth:`Recommender.load` reads for these arguments (raises if there is none):
+    ``path``, or with "default" the tuned run's GNN (``tuned``) or :func:`kerec.paths.default_checkpoint`."""
+    if tuned is not None and str(path) == "default":
+        path = finetune_checkpoint.resolve(tuned) / "retriever.pt"
+    found = default_checkpoint() if str(path) == "default" else Path(path)
+    if not found.exists():
+        hint = " (run `kerec train retriever` first; it writes there by default)" if str(path) == "default" else ""
+        raise KerecError(f"no retriever checkpoint at {found}{hint}")
+    return found
+
+
 class Recommender:
     """A trained retriever, the graph store of its dataset and (optionally) an LLM. Build with :meth:`load`."""
 
@@ -99,12 +112,7 @@ class Recommender:
         ``llm``: give ``"default@<step>/adapter"`` to write them with the tuned adapter (text only).
         ``tuned_engine``: "transformers" (the joint model) or "vllm" (the adapter through ``enable_lora``,
         the soft prompt as prompt embeddings)."""
-        if tuned is not None and str(path) == "default":
-            path = finetune_checkpoint.resolve(tuned) / "retriever.pt"
-        ckpt_path = default_checkpoint() if str(path) == "default" else Path(path)
-        if not ckpt_path.is_file():
-            hint = " (run `kerec train retriever` first; it writes there by default)" if str(path) == "default" else ""
-            raise KerecError(f"no retriever checkpoint at {ckpt_path}{hint}")
+        ckpt_path = checkpoint_path(path, tuned)
         ckpt = Checkpoint.load(ckpt_path)
         dataset = _checkpoint_dataset(ckpt, data)
         graph_store = _open_store(store, dataset)

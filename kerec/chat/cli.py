@@ -34,21 +34,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="LLM that writes the replies: 'none' (default: templated replies, instant), 'default' "
                              "(SmolLM2-135M-Instruct on CPU, seconds per reply) or any `kerec recommend --llm` spec")
     parser.add_argument("--user", default=None, help="a known user id whose history joins the conversation")
-    parser.add_argument("-k", type=int, default=5, help="picks per reply (default 5)")
+    parser.add_argument("-k", type=int, default=5, help="picks per reply (1 to 20, default 5)")
     parser.add_argument("--json", action="store_true", help="print each reply as one JSON line")
 
 
 def run(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    from kerec.api import Recommender
-    from kerec.chat.engine import ChatEngine
+    from kerec.api import Recommender, checkpoint_path
+    from kerec.chat.engine import MAX_K, ChatEngine
+    from kerec.chat.errors import ChatError
+    from kerec.gnn.checkpoint import Checkpoint
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
+    # A bad -k or --user fails here, from the checkpoint's id lists, before any model loads.
+    if not 1 <= args.k <= MAX_K:
+        raise ChatError(f"-k must be between 1 and {MAX_K}, got {args.k}")
+    Checkpoint.load(checkpoint_path(args.checkpoint)).check_request(users=[args.user] if args.user else ())
     rec = Recommender.load(args.checkpoint, data=args.data, store=args.store,
                            llm=None if args.llm == "none" else args.llm)
     engine = ChatEngine(rec, k=args.k)
-    if args.user is not None:
-        rec.history(args.user)  # an unknown user fails here, before the first message
     interactive = stdin.isatty()
     if interactive:
         print(f"kerec chat — {HELP}", file=stdout)

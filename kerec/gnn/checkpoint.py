@@ -9,13 +9,14 @@ import importlib.metadata
 import pickle
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from kerec.data import KerecError
+from kerec.data import KerecError, UnknownIdError
 
 FORMAT = "kerec-retriever/1"
 FUSION_KEYS = ("weight", "llm", "chosen_on", "valid_acc", "users")
@@ -101,6 +102,20 @@ class Checkpoint:
         fusion = raw.get("fusion")
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k != "fusion"},
                    fusion=None if fusion is None else FusionChoice.from_dict(fusion, path))
+
+    def check_request(self, *, users: Sequence[str] = (), items: Sequence[str] = (), k: int | None = None) -> None:
+        """Raise :class:`~kerec.data.UnknownIdError` for the first user or item id the checkpoint's dataset
+        does not have, and :class:`KerecError` for a ``k`` outside 1 … the catalogue's size: what the
+        commands check from the id lists alone, before loading any model."""
+        if k is not None and not 1 <= k <= len(self.dataset["items"]):
+            raise KerecError(f"k must be between 1 and the {len(self.dataset['items']):,} items of dataset "
+                             f"{self.dataset.get('name')!r}, got {k}")
+        for kind, wanted in (("user", users), ("item", items)):
+            known = set(self.dataset[f"{kind}s"])
+            for external in wanted:
+                if external not in known:
+                    raise UnknownIdError(kind, external, f"not in dataset {self.dataset.get('name')!r} the "
+                                                         "retriever was trained on")
 
     def check_dataset(self, fingerprint: str, name: str) -> None:
         """Raise :class:`CheckpointError` unless the checkpoint was trained on this dataset."""

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kerec.api import Recommender
     from kerec.chat import ChatEngine
+    from kerec.chat.engine import MAX_K
     from kerec.serve.app import create_app
     from kerec.serve.config import ServeConfig
 
@@ -69,6 +70,13 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         print(f"kerec serve: --port must be 1..65535, got {args.port}", file=sys.stderr)
         return 2
+    # Bad numbers fail here, not after the models have loaded.
+    for flag, value, most in (("--k", args.k, MAX_K), ("--max-sessions", args.max_sessions, None),
+                              ("--max-sessions-per-client", args.max_sessions_per_client, None)):
+        if value < 1 or (most is not None and value > most):
+            print(f"kerec serve: {flag} must be " + (f"between 1 and {most}" if most else "positive") + f", got {value}",
+                  file=sys.stderr)
+            return 2
     print(f"loading the recommender ({args.checkpoint}, llm {args.llm}) …", flush=True)
     rec = Recommender.load(args.checkpoint, data=args.data, store=args.store,
                            llm=None if args.llm == "none" else args.llm)

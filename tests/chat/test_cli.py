@@ -41,3 +41,23 @@ def test_json_lines_and_unknown_user(films_trained: tuple[Path, Path]) -> None:
     with pytest.raises(UnknownIdError, match="nobody"):
         run(parse(["--checkpoint", str(ckpt), "--data", str(data), "--user", "nobody"]),
             stdin=io.StringIO("hi\n"), stdout=io.StringIO())
+
+
+def test_bad_user_and_k_fail_before_any_model_loads(films_trained: tuple[Path, Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, an unknown --user failed only after the recommender had loaded; -k 0 likewise."""
+    from kerec.api import Recommender
+    from kerec.chat import ChatError
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    data, ckpt = films_trained
+    monkeypatch.setattr(Recommender, "load", no_loading)
+    with pytest.raises(UnknownIdError, match="unknown user id 'nobody'"):
+        run(parse(["--checkpoint", str(ckpt), "--data", str(data), "--user", "nobody"]),
+            stdin=io.StringIO("hi\n"), stdout=io.StringIO())
+    for k in ("0", "21"):
+        with pytest.raises(ChatError, match=f"-k must be between 1 and 20, got {k}"):
+            run(parse(["--checkpoint", str(ckpt), "--data", str(data), "-k", k]), stdin=io.StringIO("hi\n"),
+                stdout=io.StringIO())

@@ -31,6 +31,23 @@ def test_parser_defaults_and_url() -> None:
     assert url_of("localhost", 80) == "http://localhost:80/"
 
 
+def test_bad_numbers_fail_before_any_model_loads(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from kerec.api import Recommender
+    from kerec.serve.cli import run
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(Recommender, "load", no_loading)
+    parser = argparse.ArgumentParser(prog="kerec")
+    add_parser(parser.add_subparsers(dest="command"))
+    for flag, value, says in (("--k", "0", "--k must be between 1 and 20, got 0"),
+                              ("--max-sessions-per-client", "0", "--max-sessions-per-client must be positive")):
+        assert run(parser.parse_args(["serve", flag, value])) == 2
+        assert says in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_serve_command_starts_answers_and_stops(serve_trained: tuple[Path, Path], tmp_path: Path) -> None:
     data, ckpt = serve_trained
