@@ -57,6 +57,9 @@ class BoltStore(GraphStore):
             raise
 
     # ---- plumbing ------------------------------------------------------------------------------------
+    def ping(self) -> None:
+        self._check()
+
     def _check(self) -> None:
         """One query in a plain session: no retries, so a wrong URI or password fails at once."""
         with self._translated_errors(), self._driver.session(database=self.database) as session:

@@ -93,6 +93,10 @@ class GraphStore(ABC):
 
     uri: str
 
+    def ping(self) -> None:
+        """Raise :class:`GraphStoreUnavailable` unless the store answers now, in one try without retries
+        (what a readiness probe asks; other calls retry for a few seconds). In-process stores always answer."""
+
     # ---- primitives every backend implements -------------------------------------------------
     @abstractmethod
     def info(self) -> StoreInfo | None:

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, Response
 
@@ -25,11 +26,12 @@ from kerec import __version__
 from kerec.chat import ChatEngine
 from kerec.data import KerecError
 from kerec.kg.errors import GraphStoreUnavailable
+from kerec.kg.store import GraphStore, StoreInfo
 from kerec.serve.config import ServeConfig
-from kerec.serve.guard import BodyGuard, SafeJSONResponse, client_of, install_error_handlers
+from kerec.serve.guard import BodyGuard, HostGuard, SafeJSONResponse, client_of, install_error_handlers
 from kerec.serve.items import item_facts
 from kerec.serve.openai_compat import openai_router
-from kerec.serve.schemas import (ChatRequest, ChatResponse, ErrorResponse, Health, ItemResponse, Ready,
+from kerec.serve.schemas import (SESSION_ID, ChatRequest, ChatResponse, ErrorResponse, Health, ItemResponse, Ready,
                                  RecommendationOut, RecommendRequest, RecommendResponse, ResetResponse)
 
 if TYPE_CHECKING:
@@ -59,7 +61,8 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
                   docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; /openapi.json stays
                   description="Knowledge-enhanced recommendations with explanations from KG facts.")
     app.state.recommender, app.state.chat_engine, app.state.config = recommender, chat_engine, config
-    app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
+    app.add_middleware(HostGuard, allowed=config.allowed_hosts)  # added last: runs first
     install_error_handlers(app)
 
     async def compute(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -93,11 +96,13 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
         ``dropped`` says why, on the first turn after the server dropped this conversation."""
         return await chat_turn(req.session, req.message, user=req.user, k=req.k, client=client_of(request))
 
-    @app.delete("/chat/{session}", response_model=ResetResponse, responses=ERRORS, tags=["chat"])
-    async def reset(session: str) -> ResetResponse:
-        """Forget a conversation (a new one can start under the same id)."""
-        await compute(chat_engine.reset, session)
-        return ResetResponse(session=session, reset=True)
+    @app.delete("/chat/{session:path}", response_model=ResetResponse, responses=ERRORS, tags=["chat"])
+    async def reset(session: Annotated[str, PathParam(**SESSION_ID)]) -> ResetResponse:
+        """Forget a conversation (a new one can start under the same id). The id follows POST /chat's rule
+        (1 to 128 printable characters, "/" included, encoded or not). ``reset`` is true when a live
+        conversation was forgotten, false for an id with none (never used, already reset, or dropped):
+        the call succeeds either way, so a client can always reset."""
+        return ResetResponse(session=session, reset=await compute(chat_engine.reset, session))
 
     @app.get("/items/{item_id:path}", response_model=ItemResponse, responses=ERRORS, tags=["items"])
     async def item(item_id: str) -> ItemResponse:
@@ -129,7 +134,7 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
         base = {"store": store.uri, "llm": llm, "chat": True, "sessions": chat_engine.sessions()}
         try:
             with anyio.fail_after(config.ready_timeout_s):
-                info = await anyio.to_thread.run_sync(store.info, abandon_on_cancel=True)
+                info = await anyio.to_thread.run_sync(_probe, store, abandon_on_cancel=True)
         except TimeoutError:
             return _not_ready(base, f"the graph store did not answer within {config.ready_timeout_s:g} s")
         except GraphStoreUnavailable as exc:
@@ -151,6 +156,12 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _probe(store: GraphStore) -> StoreInfo | None:
+    # One try first: a store that is down answers at once, not after the driver's retries (~7 s on Bolt).
+    store.ping()
+    return store.info()
 
 
 def _not_ready(base: dict[str, Any], reason: str) -> Response:

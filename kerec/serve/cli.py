@@ -44,6 +44,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="chat conversations one client address may keep (default 100); a client opening one "
                              "more drops its own least recently used, never another client's. Behind a proxy "
                              "every client has the proxy's address: raise it there")
+    parser.add_argument("--allowed-hosts", default=None, metavar="NAMES",
+                        help="comma-separated Host header names answered (any port), '*' for any. Default: on a "
+                             "loopback address only localhost, 127.0.0.1 and ::1 (so a page of another site cannot "
+                             "reach the API by DNS rebinding); on other addresses no check")
+    parser.add_argument("--body-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="a request body must arrive within this (default 10): a client announcing more than "
+                             "it sends gets 408 and the connection is closed")
     parser.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
 
 
@@ -66,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     from kerec.serve.app import create_app
     from kerec.serve.config import ServeConfig
 
-    config = ServeConfig(workers=args.workers)  # checks workers > 0
+    hosts = tuple(h.strip() for h in args.allowed_hosts.split(",")) if args.allowed_hosts else None
+    config = ServeConfig(workers=args.workers, body_timeout_s=args.body_timeout,
+                         allowed_hosts=hosts)  # checks they are positive / non-empty
     if not 0 < args.port < 65536:
         print(f"kerec serve: --port must be 1..65535, got {args.port}", file=sys.stderr)
         return 2

@@ -1,12 +1,17 @@
-"""What keeps every answer a specific JSON error instead of a 500: a body guard (size limit, UTF-8
-check) in front of the app, a JSON encoder that cannot fail on odd text, and one handler per error kind.
+"""What keeps every answer a specific JSON error instead of a 500: a host guard (DNS rebinding) and a body
+guard (size limit, read timeout, UTF-8 check) in front of the app, a JSON encoder that cannot fail on odd
+text, and one handler per error kind.
 
 Error bodies look like OpenAI's: ``{"error": {"type": "...", "message": "..."}}``."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
+
+import anyio
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -38,13 +43,74 @@ def client_of(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, lower case, without port, brackets or a final dot ("[::1]:80" → "::1")."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        h = h[1:h.find("]")] if "]" in h else h[1:]
+    elif h.count(":") == 1:
+        h = h.split(":", 1)[0]
+    return h.rstrip(".")
+
+
+class HostGuard:
+    """ASGI middleware against DNS rebinding: a web page whose own name an attacker re-points at 127.0.0.1
+    reaches a loopback server from the victim's browser, with that name in the Host header. A request whose
+    Host is not allowed gets 400 (JSON ``untrusted_host``).
+
+    ``allowed``: None (the default) checks only connections that arrived on a loopback address, allowing
+    localhost, 127.0.0.1, ::1 and that address; a list allows exactly those names (any port); "*" in it
+    turns the check off."""
+
+    def __init__(self, app: ASGIApp, allowed: Iterable[str] | None) -> None:
+        self.app = app
+        self.allowed = None if allowed is None else frozenset(host_name(h) if h != "*" else h for h in allowed)
+
+    def _allowed(self, scope: Scope) -> frozenset[str] | None:
+        if self.allowed is not None:
+            return None if "*" in self.allowed else self.allowed
+        server = scope.get("server")
+        if server and _is_loopback(str(server[0])):
+            return frozenset((*LOOPBACK_NAMES, host_name(str(server[0]))))
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        allowed = self._allowed(scope) if scope["type"] in ("http", "websocket") else None
+        if allowed is None:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+        if host_name(header) in allowed:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        names = ", ".join(sorted(allowed))
+        await error(400, "untrusted_host", f"the Host header {header[:100]!r} is not a name this server answers "
+                    f"to ({names}): a page of another site that reaches it (DNS rebinding) is refused. Use one "
+                    "of these names, or start kerec serve with --allowed-hosts")(scope, receive, send)
+
+
 class BodyGuard:
     """ASGI middleware: reads a request body up to ``max_bytes`` (413 beyond, whether announced by
-    Content-Length or streamed), rejects a body that is not UTF-8 (400, naming the byte and position),
-    then hands the app the body it read. Also adds security headers to every response."""
+    Content-Length or streamed) within ``timeout_s`` (408 and the connection closed after it: a client
+    announcing more than it sends cannot hold a worker), rejects a body that is not UTF-8 (400, naming
+    the byte and position), then hands the app the body it read. Also adds security headers to every
+    response."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,16 +130,24 @@ class BodyGuard:
             await self._reject(scope, receive, send_with_headers, self._too_large(declared.decode("latin-1")))
             return
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._reject(scope, receive, send_with_headers, self._too_large(f"more than {len(body)}"))
-                return
-            if not message.get("more_body", False):
-                break
+        try:
+            with anyio.fail_after(self.timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    if len(body) > self.max_bytes:
+                        await self._reject(scope, receive, send_with_headers,
+                                           self._too_large(f"more than {len(body)}"))
+                        return
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._reject(scope, receive, send_with_headers, error(
+                408, "request_timeout", f"the request body did not arrive within {self.timeout_s:g} s "
+                f"({len(body)} bytes came); the connection is closed", headers={"Connection": "close"}))
+            return
         try:
             bytes(body).decode("utf-8")
         except UnicodeDecodeError as exc:

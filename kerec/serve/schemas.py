@@ -1,17 +1,24 @@
 """Request and response bodies (pydantic), so ``/openapi.json`` documents every endpoint exactly.
 
 Unknown fields of kerec's own requests are errors, so a typo such as ``"K": 5`` is reported instead of
-silently ignored. (pydantic itself rejects strings holding a lone UTF-16 surrogate such as ``"\\ud800"``:
-valid JSON, but no valid text.)"""
+silently ignored, and types are strict: ``"k": true`` or ``"k": "5"`` is not a number, ``"stream": "yes"``
+not a boolean (JSON's own types, no coercion). (pydantic itself rejects strings holding a lone UTF-16
+surrogate such as ``"\\ud800"``: valid JSON, but no valid text.)"""
 from __future__ import annotations
 
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from kerec.chat.engine import MAX_SESSION_ID
 
 
-Id = Annotated[str, Field(min_length=1, max_length=200)]
+Id = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+# One rule for POST /chat and DELETE /chat/{session}: this length here, printable characters in the engine.
+SESSION_ID = {"min_length": 1, "max_length": MAX_SESSION_ID}
+SessionId = Annotated[StrictStr, Field(**SESSION_ID, description="any printable id the client picks (\"/\" "
+                                       "included); turns with the same id form one conversation")]
 
 
 def finite(x: float | None) -> float | None:
@@ -20,7 +27,7 @@ def finite(x: float | None) -> float | None:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # ---- recommendations ---------------------------------------------------------------------------------
@@ -72,8 +79,7 @@ class RecommendResponse(BaseModel):
 
 # ---- chat --------------------------------------------------------------------------------------------
 class ChatRequest(Strict):
-    session: str = Field(min_length=1, max_length=128,
-                         description="any printable id the client picks; turns with the same id form one conversation")
+    session: SessionId
     message: str = Field(description="what the user said")
     user: Id | None = Field(None, description="a dataset user id: recommendations start from their history")
     k: int | None = Field(None, ge=1)
@@ -184,10 +190,10 @@ class ChatCompletionRequest(BaseModel):
     model: str | None = None
     messages: list[OpenAIMessage] = Field(min_length=1)
     user: Id | None = Field(None, description="continues one conversation per value (OpenAI's end-user id)")
-    stream: bool = False
-    n: int = Field(1, ge=1, le=1, description="only 1 choice is produced")
+    stream: StrictBool = False
+    n: StrictInt = Field(1, ge=1, le=1, description="only 1 choice is produced")
     kerec_user: Id | None = Field(None, description="extension: a dataset user id to personalise from")
-    kerec_k: int | None = Field(None, ge=1, description="extension: number of items")
+    kerec_k: StrictInt | None = Field(None, ge=1, description="extension: number of items")
 
 
 class CompletionMessage(BaseModel):

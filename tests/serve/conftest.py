@@ -46,6 +46,9 @@ class SwitchableStore(GraphStore):
             raise GraphStoreUnavailable(self.uri, "cannot connect (switched off by the test)")
         return self.inner
 
+    def ping(self) -> None:
+        self._live().ping()
+
     def info(self) -> StoreInfo | None:
         return self._live().info()
 

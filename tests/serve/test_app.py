@@ -274,6 +274,62 @@ def test_chat_sessions_are_bounded_per_client_address_and_a_dropped_one_says_so(
         assert dropped["constraints"]["genres_in"] == []
 
 
+def test_delete_and_post_share_one_session_id_rule(client: TestClient) -> None:
+    """Before, an id holding "/" could be used by POST but not reset by DELETE (404), an unknown id answered
+    reset: true, and DELETE accepted ids POST refused. Now: one rule, and reset says whether a live
+    conversation was forgotten."""
+    sid = "shop/42/tab 1"
+    assert chat(client, sid, "I'd like a comedy")["constraints"]["genres_in"] == ["Comedy"]
+    assert client.delete(f"/chat/{quote(sid, safe='/')}").json() == {"session": sid, "reset": True}
+    assert chat(client, sid, "hello")["constraints"]["genres_in"] == []  # forgotten
+    assert client.delete(f"/chat/{quote(sid, safe='')}").json() == {"session": sid, "reset": True}  # "/" as %2F
+    assert client.delete(f"/chat/{quote(sid, safe='')}").json() == {"session": sid, "reset": False}
+    assert client.delete("/chat/never-used").json() == {"session": "never-used", "reset": False}
+    for bad, status, kind, says in (("", 422, "invalid_request", "session"),
+                                    ("s" * 129, 422, "invalid_request", "session"),
+                                    ("a\tb", 400, "bad_request", "printable")):
+        assert_error(client.post("/chat", json={"session": bad, "message": "hi"}), status, kind, says)
+        assert_error(client.delete(f"/chat/{quote(bad, safe='')}"), status, kind, says)
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/recommend", {"user": "u0", "k": True}, "k"),
+    ("/recommend", {"user": "u0", "k": "3"}, "k"),
+    ("/recommend", {"user": "u0", "k": 3.0}, "k"),
+    ("/recommend", {"user": "u0", "explain": "no"}, "explain"),
+    ("/recommend", {"user": "u0", "exclude_seen": 1}, "exclude_seen"),
+    ("/recommend", {"user": 7}, "user"),
+    ("/chat", {"session": "s", "message": "comedy", "k": True}, "k"),
+    ("/chat", {"session": 5, "message": "comedy"}, "session"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "comedy"}], "stream": "yes"}, "stream"),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "comedy"}], "kerec_k": True}, "kerec_k"),
+])
+def test_json_types_are_strict(client: TestClient, path: str, body: dict, field: str) -> None:
+    """Before, "k": true was taken as 1 and "stream": "yes" as true."""
+    assert_error(client.post(path, json=body), 422, "invalid_request", f"{field}:")
+
+
+def test_loopback_server_answers_only_loopback_host_names(serve_rec: Recommender) -> None:
+    """DNS rebinding: a page of evil.example re-pointed at 127.0.0.1 sends "Host: evil.example". Before, the
+    Host header was not checked."""
+    app = create_app(serve_rec)
+    with TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:  # a loopback bind
+        for good in ("127.0.0.1:8000", "localhost:8000", "LOCALHOST.", "[::1]:8000", "127.0.0.1"):
+            assert c.get("/health", headers={"Host": good}).status_code == 200, good
+        for bad in ("evil.example", "evil.example:8000", "127.0.0.1.nip.io", ""):
+            assert_error(c.get("/health", headers={"Host": bad}), 400, "untrusted_host", "--allowed-hosts")
+        assert_error(c.post("/recommend", json={"user": "u0"}, headers={"Host": "evil.example"}), 400, "untrusted_host")
+    with TestClient(app) as c:  # not a loopback address (TestClient's "testserver"): no check by default
+        assert c.get("/health", headers={"Host": "anything.example"}).status_code == 200
+    named = create_app(serve_rec, config=ServeConfig(allowed_hosts=("api.example",)))
+    with TestClient(named, raise_server_exceptions=False) as c:
+        assert c.get("/health", headers={"Host": "api.example:443"}).status_code == 200
+        assert_error(c.get("/health", headers={"Host": "localhost"}), 400, "untrusted_host", "api.example")
+    anything = create_app(serve_rec, config=ServeConfig(allowed_hosts=("*",)))
+    with TestClient(anything, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/health", headers={"Host": "evil.example"}).status_code == 200
+
+
 @pytest.mark.parametrize(("message", "notice"), [
     ("", "empty"),
     ("   \n\t", "empty"),
