@@ -31,9 +31,10 @@ def interrupt_load(store: GraphStore, dataset: Dataset) -> None:
             raise GraphStoreError("simulated failure half-way")
         write(kind, rows)  # type: ignore[arg-type]
 
+    store.clear()  # a store already holding the dataset would answer "already loaded" and write nothing
     store._write = failing  # type: ignore[method-assign]
     try:
-        store.load(build_ckg(dataset), progress=False, replace=True)
+        store.load(build_ckg(dataset), progress=False)
     except GraphStoreError:
         pass
     else:
