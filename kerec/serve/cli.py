@@ -36,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="requests computed at once, in threads of one process (default 2). One process keeps "
                              "every chat session in one place and the model in memory once.")
-    parser.add_argument("--k", type=int, default=5, help="items per chat reply (default 5)")
+    parser.add_argument("--k", type=int, default=5, help="items per chat reply (1 to 20, default 5)")
     parser.add_argument("--max-sessions", type=int, default=1000,
                         help="chat conversations kept in memory (default 1000); beyond, the least recently used is "
                              "dropped, and its next turn says so (the reply's 'dropped' field)")
