@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kerec.api import Recommender
+from kerec.gnn import prepare_from_checkpoint
 from kerec.gnn.checkpoint import Checkpoint
 from kerec.kg import build_ckg, open_store
 from kerec.kg.server import LocalBoltServer
-from kerec.retriever import prepare_from_checkpoint
 from kerec.serve import ServeConfig, create_app
 
 pytestmark = pytest.mark.bolt
