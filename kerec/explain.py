@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from kerec.kg.evidence import Evidence
 from kerec.kg.model import NodeRef
 from kerec.kg.store import GraphStore
+from kerec.kg.summary import summarise
 
 CITATION = re.compile(r"\[([^\[\]]{1,24})\]")
 SOURCES = ("llm", "llm-retry", "template", "none")
@@ -221,13 +222,13 @@ def rejection_kind(rejected: str) -> str:
     return next((kind for marker, kind in REJECTIONS if marker in reason), "other")
 
 
-def template(evidence: Sequence[Evidence], *, top: int = 2) -> Explanation:
-    """The fallback: the top evidence's own statements, cited."""
+def template(evidence: Sequence[Evidence]) -> Explanation:
+    """The fallback: one sentence aggregating the evidence (:func:`kerec.kg.summary.summarise`), cited."""
     if not evidence:
         return Explanation(NO_EVIDENCE, "none", (), ())
-    chosen = evidence[:top]
-    text = "Recommended because " + "; and ".join(f"{e.text} [{n}]" for n, e in enumerate(chosen, 1)) + "."
-    return Explanation(text, "template", tuple(range(1, len(chosen) + 1)), tuple(f for e in chosen for f in e.fact_ids))
+    summary = summarise(evidence)
+    cited = tuple(sorted(set(summary.cited)))
+    return Explanation(summary.text, "template", cited, tuple(dict.fromkeys(f for n in cited for f in evidence[n - 1].fact_ids)))
 
 
 def grounded(generate: Callable[[int], str], evidence: Sequence[Evidence], store: GraphStore,

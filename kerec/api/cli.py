@@ -49,8 +49,8 @@ def cmd_recommend(args: argparse.Namespace) -> None:
         if args.show:
             from kerec.kg.show import render, user_subgraph
 
-            path = render(user_subgraph(rec.store, user, [r.item_id for r in recs[:5]]),
-                          Path(args.show) / f"user-{user}-recommended.{args.image_format}")
+            sub = user_subgraph(rec.store, user, [r.item_id for r in recs[:5]], popularity=rec.item_popularity)
+            path = render(sub, Path(args.show) / f"user-{user}-recommended.{args.image_format}")
             print(f"       picture of the history, linking KG nodes and the top 5: {path}")
 
 

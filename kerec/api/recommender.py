@@ -21,7 +21,7 @@ the loaded stages.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -129,7 +129,10 @@ class Recommender:
             llm = load_llm(llm)
         items = dataset.items
         titles = TitleIndex({items.external(i): dataset.item_title(i) for i in range(len(items))})
-        stages = _Stages(Retrieval(prepared, model, graph), graph_store, EvidenceBuilder(graph_store),
+        retrieval = Retrieval(prepared, model, graph)
+        # Descriptions of unnamed KG nodes name the user's films first, then the best-known ones.
+        evidence = EvidenceBuilder(graph_store, popularity=dict(zip(items.ids, retrieval.popularity.tolist())))
+        stages = _Stages(retrieval, graph_store, evidence,
                          {label: graph_store.node_index(label) for label in ("Item", "Entity")}, titles,
                          llm, spec, ranker, ckpt.fusion)
         return cls(stages, settings or Settings())
@@ -197,6 +200,12 @@ class Recommender:
         """shape: (I,) — training interactions per item, the basis for a user without history."""
         return self._stages.retrieval.popularity
 
+    @property
+    def item_popularity(self) -> Mapping[str, float]:
+        """Item id → training interactions: what orders the films a description of an unnamed KG node names
+        (evidence, the subgraph picture, ``/items``)."""
+        return self._stages.evidence.popularity
+
     # ------------------------------------------------------------------ public scoring
     def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True, candidates: Sequence[str] | None = None,
                   explain: bool = True, timings: dict[str, float] | None = None) -> list[Recommendation]:
@@ -256,10 +265,12 @@ class Recommender:
         return self._user(user)[0]
 
     def evidence_for(self, history: Sequence[str], candidates: Sequence[str], *, user: str | None = None,
-                     profile: Sequence[str] = ()) -> dict[str, list[Evidence]]:
-        """Each candidate's best ``evidence_per_item`` facts linking it to ``history`` (item ids), scored by
+                     profile: Sequence[str] = (), older: Sequence[str] = ()) -> dict[str, list[Evidence]]:
+        """Each candidate's best ``evidence_per_item`` facts linking it to ``history`` (item ids), ranked by
+        information (:mod:`kerec.kg.information`, with ``user``'s ratings of the history items) and scored by
         the GNN against the taste of ``user`` plus the mean of the ``profile`` items (the degree prior with
-        neither)."""
+        neither). ``older``: earlier history items, searched for the candidates ``history`` links by
+        catalogue metadata only (:meth:`kerec.kg.evidence.EvidenceBuilder.best`)."""
         retrieval = self._stages.retrieval
         vectors = []
         if user is not None:
@@ -267,7 +278,9 @@ class Recommender:
         if profile:
             vectors.append(retrieval.profile_vector(self._item_indices(profile)))
         scorer = retrieval.fact_scorer(sum(vectors[1:], vectors[0]), self._stages.node_index) if vectors else None
-        return self._stages.evidence.best(list(history), list(candidates), scorer, top=self._settings.evidence_per_item)
+        ratings = {h.item: h.rating for h in self.store.history(user)} if user is not None else {}
+        return self._stages.evidence.best(list(history), list(candidates), scorer, top=self._settings.evidence_per_item,
+                                          ratings=ratings, older=list(older))
 
     def ranking_prompts(self, users: Sequence[str]) -> list[list[dict[str, str]]]:
         """The ranking prompt each user's :meth:`recommend` would send to an untuned LLM (for benchmarks and
@@ -338,7 +351,8 @@ class Recommender:
     def _with_evidence(self, user: str, u: int, history: list[str], top: list[int], rest: list[int],
                        scores: np.ndarray) -> _Plan:
         ids = [self.dataset.items.external(i) for i in top]
-        evidence = self.evidence_for(history[-self._settings.history_for_evidence:], ids, user=user)
+        recent = self._settings.history_for_evidence
+        evidence = self.evidence_for(history[-recent:], ids, user=user, older=history[-4 * recent:-recent])
         return _Plan(user, u, history, top, rest, scores, evidence, "gnn" if history else "popularity")
 
     def _request(self, plan: _Plan) -> RankRequest:

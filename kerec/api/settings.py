@@ -26,7 +26,10 @@ class Settings:
     evidence_per_item: int = 5  # facts kept per candidate (explanations, API)
     facts_in_prompt: int = 1  # best evidence per candidate shown in the ranking prompt
     history_in_prompt: int = 10  # most recent history titles shown to the LLM
-    history_for_evidence: int = 20  # most recent history items paths start from
+    # most recent history items paths start from; the 3x as many before them are searched too, for the
+    # candidates these link by nothing but genre, year, language, country or rating (EvidenceBuilder.best's
+    # ``older``: on 200 test users as many such picks as searching the whole history, at a bounded cost)
+    history_for_evidence: int = 50
     fusion_weight: float | None = None
     explanation_tokens: int = 80
     explanation_attempts: int = 2

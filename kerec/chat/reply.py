@@ -21,13 +21,14 @@ from kerec.chat.catalogue import Catalogue
 from kerec.explain import TitleIndex, check, citations, prose_reason
 from kerec.kg.evidence import Evidence
 from kerec.kg.store import GraphStore
+from kerec.kg.summary import summarise
 
 if TYPE_CHECKING:
     from kerec.api import Recommendation
     from kerec.chat.parse import Parsed
     from kerec.chat.state import SessionState
 
-FACTS_PER_ITEM = 2
+FACTS_PER_ITEM = 3  # evidence per pick the reply numbers; the templated reply sums them up in one sentence
 CONVERSATION_TURNS = 6  # most recent turns shown to the LLM
 
 
@@ -136,18 +137,16 @@ def template_reply(ack: str, state: SessionState, catalogue: Catalogue, recs: Se
     lines = [f"{ack}Here {'is' if len(recs) == 1 else 'are'} {len(recs)} pick{'s' * (len(recs) != 1)}"
              f"{f' ({phrase})' if phrase else ''}:"]
     for rank, r in enumerate(recs, 1):
-        own = [ref for ref in refs if ref.item_id == r.item_id]
-        reason = "; ".join(f"{_short(ref.evidence.text, r.title)} [{ref.n}]" for ref in own)
+        own = {ref.local: ref.n for ref in refs if ref.item_id == r.item_id}
+        reason = ""
+        if own:  # one sentence per pick, citing the reply's numbers (kerec.kg.summary)
+            said = summarise([ref.evidence for ref in refs if ref.item_id == r.item_id], number=own.__getitem__).text
+            reason = said[:-1] if said.endswith(".") else said
         if not reason:
             reason = "no fact in the knowledge graph links it to what you liked; " + (
                 "ranked by similar people's tastes" if r.basis == "gnn" else "one of the most watched that fit")
         lines.append(f"{rank}. {r.title} — {reason}")
     return "\n".join(lines)
-
-
-def _short(text: str, title: str) -> str:
-    """An attribute statement without its own title: "Fargo (1996) — genre: Crime" → "genre: Crime"."""
-    return text[len(title) + 3:] if text.startswith(f"{title} — ") else text
 
 
 def question_text(catalogue: Catalogue, ack: str = "") -> str:

@@ -33,7 +33,6 @@ from kerec.kg.evidence import Evidence
 if TYPE_CHECKING:
     from kerec.api import Recommender
 
-EVIDENCE_HISTORY = 20  # most recent liked / history items that evidence paths start from
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,7 @@ class Ranked:
     history: list[str]
     user: str | None  # the known user whose taste facts are scored against (None: none with history)
     liked: tuple[str, ...]  # liked item ids, whose mean vector joins that taste
+    older: list[str]  # the known user's earlier history, searched for picks the recent one links only by metadata
 
 
 def constraint_mask(state: SessionState, catalogue: Catalogue, allowed: np.ndarray,
@@ -100,10 +100,12 @@ def rank(rec: Recommender, catalogue: Catalogue, state: SessionState, k: int) ->
     mask = constraint_mask(state, catalogue, rec.prepared.allowed_items, seen)
     order = np.argsort(-np.where(mask, score, -np.inf), kind="stable")
     top = [int(i) for i in order[:k] if mask[i]]
-    history = [ext(i) for i in list(state.liked)[-EVIDENCE_HISTORY:]]
-    history += [h for h in user_history[-EVIDENCE_HISTORY:] if h not in history]
+    most = rec.settings.history_for_evidence  # most recent liked / history items evidence paths start from
+    history = [ext(i) for i in list(state.liked)[-most:]]
+    history += [h for h in user_history[-most:] if h not in history]
+    older = [h for h in user_history[-4 * most:-most] if h not in history]  # as Recommender.recommend does
     return Ranked(top, score, base, basis, history, state.user if user_history else None,
-                  tuple(ext(i) for i in state.liked))
+                  tuple(ext(i) for i in state.liked), older)
 
 
 def evidence(rec: Recommender, ranked: Ranked) -> dict[str, list[Evidence]]:
@@ -111,4 +113,4 @@ def evidence(rec: Recommender, ranked: Ranked) -> dict[str, list[Evidence]]:
     by the GNN against the session's taste — the known user's vector plus the liked items' — (the degree
     prior without one)."""
     return rec.evidence_for(ranked.history, [rec.dataset.items.external(i) for i in ranked.items],
-                            user=ranked.user, profile=ranked.liked)
+                            user=ranked.user, profile=ranked.liked, older=ranked.older)

@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -124,9 +125,16 @@ def cmd_kg_stats(args: argparse.Namespace) -> int:
 def cmd_kg_show(args: argparse.Namespace) -> None:
     from kerec.kg.show import render, user_subgraph
 
-    with _store_with(args, dataset_of(args)) as store:
-        sub = user_subgraph(store, args.user, args.items or None, max_hops=args.max_hops)
+    ds = dataset_of(args)
+    with _store_with(args, ds) as store:
+        sub = user_subgraph(store, args.user, args.items or None, max_hops=args.max_hops, popularity=_chosen(ds))
         print(f"wrote {render(sub, args.out)}")
+
+
+def _chosen(ds: Dataset) -> dict[str, float]:
+    """Item id → interactions: labels of unnamed KG nodes name their best-known films."""
+    counts = Counter(ds.interactions.item.tolist())
+    return {ds.items.external(i): float(n) for i, n in counts.items()}
 
 
 def cmd_quickstart(args: argparse.Namespace) -> None:
@@ -149,7 +157,7 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
         report = store.load(build_ckg(ds), replace=args.replace)
         print(f"[2/3] {report.action} into {store.uri} in {report.seconds:.1f} s")
         _print_stats(store)
-        sub = user_subgraph(store, args.user)
+        sub = user_subgraph(store, args.user, popularity=_chosen(ds))
         path = render(sub, out / f"user-{args.user}-subgraph.{args.image_format}")
         print(f"[3/3] user {args.user}: {len(sub.paths)} paths from {len(sub.history)} recent history items "
               f"to {len(sub.candidates)} candidates; picture: {path}")

@@ -1,15 +1,25 @@
 """Evidence for recommendations: the KG facts that link a user's history to each candidate, grouped into
-readable statements, scored, and kept best first (the subgraph retrieval of DESIGN.md).
+readable statements, ranked by information, and kept best first (the subgraph retrieval of DESIGN.md).
 
-One :class:`Evidence` is one *route*: a direct fact between a history item and the candidate, a pair of
-facts through one intermediate node (``A —r→ x ←r'— B``), or one of the candidate's own attributes whose
-value has a name. Freebase stores most links in both directions, so the 2–4 fact pairs through the same
-intermediate node are one route, carrying all their fact ids. Text is built from item titles, entity names
-and relation names only: a node without a name (most Freebase entities) is described by its role
-("an actor"), never by its raw id.
+One :class:`Evidence` is one piece of knowledge about a candidate:
 
-Scoring is pluggable (:data:`FactScorer`): the GNN's fact scores in production, a degree-based prior
-without one. A route's score is the mean of its facts' scores.
+* a *linking node* ``x`` and every history item it links to the candidate (``A —r→ x ←r'— C``, Freebase
+  storing most links in both directions, so all the fact pairs through ``x`` are one statement carrying
+  all their fact ids);
+* a direct fact between a history item and the candidate (``C is the sequel of A``);
+* one of the candidate's own attributes whose value has a name (``C — genre: Drama``).
+
+Text is built from item titles, entity names and relation roles only. A node without a name (most Freebase
+people and companies) is described by what the catalogue knows of it: its relation and the films it links,
+the user's own history first (best rated, then most recent), then the most popular others, "Fargo (1996)
+is directed by the director of Raising Arizona (1987), Blood Simple (1984) and 4 other films". The facts
+behind that description are carried too (:attr:`Evidence.context`), so every film a text names is a cited
+fact's end. A raw id is never shown.
+
+Order: by :func:`kerec.kg.information.information` (a person, a subject or a sequel through a node that
+links few films, from a film the user rated highly, before genre, language, country, year and rating),
+then by the scorer's relevance (:data:`FactScorer`: the GNN's fact scores in production, a degree-based
+prior without one; a statement scores the mean over its route facts), then paths before attributes, then text.
 """
 from __future__ import annotations
 
@@ -17,33 +27,41 @@ import heapq
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
+from kerec.kg.information import LOW_INFORMATION, best_role, information, noun, role
 from kerec.kg.model import Fact, NodeRef, Path
 from kerec.kg.store import GraphStore
+
+__all__ = ["LISTED", "Evidence", "EvidenceBuilder", "FactScorer", "Source", "join_words", "noun", "order_items"]
 
 FactScorer = Callable[[Sequence[Fact]], Sequence[float]]
 """Scores for facts, one per fact, higher = more relevant to the user (e.g. the GNN's fact scores)."""
 
-# Readable nouns for relation names (their last dotted segment); others fall back to the segment itself.
-_NOUNS = {
-    "actor": "actor", "directed_by": "director", "director": "director", "written_by": "writer",
-    "writer": "writer", "produced_by": "producer", "producer": "producer", "cinematography": "cinematographer",
-    "cinematographer": "cinematographer", "production_companies": "production company",
-    "production_company": "production company", "films": "production company", "genre": "genre",
-    "film_genre": "genre", "films_in_this_genre": "genre", "subjects": "subject", "film_subject": "subject",
-    "language": "language", "country": "country", "rating": "content rating", "content_rating": "content rating",
-    "award_nomination": "award nomination", "award_won": "award", "sequel": "sequel", "prequel": "prequel",
-    "class": "genre", "release_year": "release year",
-}
+LISTED = 3  # films an evidence text names for one linking node; the rest are counted
+
+
+class Source(NamedTuple):
+    """A history item an evidence text names, with the user's rating of it (None where unknown)."""
+
+    item: str
+    title: str
+    rating: float | None
 
 
 @dataclass(frozen=True)
 class Evidence:
     """One readable statement about ``candidate`` backed by ``facts`` (all in the graph store).
 
-    ``kind``: "path" (links ``source``, a history item, to the candidate) or "attribute" (the candidate's
-    own named attribute; ``source`` is None)."""
+    ``kind``: "path" (links history items, ``sources``, to the candidate; ``source`` is the first) or
+    "attribute" (the candidate's own named attribute; ``source`` is None). ``via``: the linking node (None
+    for a direct fact and an attribute). ``role``: what the link is to the candidate, ``source_role`` to
+    the history items (the same unless the node is, say, the candidate's director and the history items'
+    writer; :mod:`kerec.kg.information`). ``information``: of the less informative of the two. ``linked``:
+    the history items it links in all, of which ``sources`` are the ones the text names, best first.
+    ``name``: the linking node's or attribute value's name, None where it has none. ``context``: facts
+    behind the description of an unnamed node (it and the other films named)."""
 
     candidate: str
     kind: str
@@ -51,110 +69,190 @@ class Evidence:
     facts: tuple[Fact, ...]
     source: str | None
     score: float = 0.0
+    information: float = 0.0
+    role: str = ""
+    sources: tuple[Source, ...] = ()
+    linked: int = 0
+    name: str | None = None
+    source_role: str = ""
+    via: NodeRef | None = None
+    context: tuple[Fact, ...] = field(default=(), repr=False)
 
     @property
     def fact_ids(self) -> tuple[str, ...]:
-        return tuple(f.id for f in self.facts)
+        """Every fact the text rests on: the route's, then the description's."""
+        return tuple(dict.fromkeys(f.id for f in self.facts + self.context))
+
+    @property
+    def low(self) -> bool:
+        """Whether this says only catalogue metadata (genre, language, country, year, content rating)."""
+        return self.role in LOW_INFORMATION or self.source_role in LOW_INFORMATION
 
 
-def noun(relation: str) -> str:
-    """``film.film.directed_by`` → "director"; ``film.actor.film`` → "actor"; unknown → last segment."""
-    parts = relation.split(".")
-    last = parts[-1]
-    if last in ("film", "films") and len(parts) >= 3 and parts[-2] in _NOUNS:
-        last = parts[-2]  # film.director.film: the head's type names the role
-    return _NOUNS.get(last, last.replace("_", " "))
+def order_items(items: Sequence[str] | set[str], first: Sequence[str], popularity: Mapping[str, float] | None) -> list[str]:
+    """``items`` with those in ``first`` leading in its order, then the rest most popular first (ties and
+    no ``popularity``: item id order): how a description picks the films it names."""
+    rank = {item: n for n, item in enumerate(first)}
+    pop = popularity or {}
+    return sorted(items, key=lambda i: (rank.get(i, len(rank)), -pop.get(i, 0.0), i))
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
+@dataclass
+class _Group:
+    """A statement being built: the facts of every route through one linking node (or one direct link)."""
+
+    target: str
+    via: NodeRef | None
+    sources: set[str] = field(default_factory=set)
+    facts: set[Fact] = field(default_factory=set)
+    source_noun: str = ""  # what the node is to the history items ("director")
+    target_noun: str = ""  # what it is to the candidate
+    role: str = ""  # the less informative of the two: what the statement's information rests on
+    ordered: list[str] = field(default_factory=list)  # sources, best first (rating, then recency)
+    others: list[str] = field(default_factory=list)  # an unnamed node's other films, most popular first
 
 
 class EvidenceBuilder:
-    """Builds, scores and ranks evidence from one graph store. Names and titles are read once per call."""
+    """Builds, ranks and renders evidence from one graph store. ``popularity``: item id → how many users
+    chose it, so that a description names the best-known films first (item id order without it)."""
 
-    def __init__(self, store: GraphStore) -> None:
+    def __init__(self, store: GraphStore, *, popularity: Mapping[str, float] | None = None) -> None:
         self.store = store
+        self.popularity = dict(popularity or {})
+        self._catalogue: int | None = None
+
+    @property
+    def catalogue_items(self) -> int:
+        if self._catalogue is None:
+            self._catalogue = max(len(self.store.node_index("Item")), 1)
+        return self._catalogue
 
     def collect(self, history: Sequence[str], candidates: Sequence[str], *, max_hops: int = 2,
-                attributes: bool = True) -> dict[str, list[Evidence]]:
-        """Unscored evidence per candidate: every route of ≤ ``max_hops`` facts from a history item, plus
-        the candidate's named attributes. Every candidate gets a (possibly empty) list."""
-        paths = self.store.paths(history, candidates, max_hops=max_hops) if history and candidates else []
-        own = self.store.incident_facts([NodeRef("Item", c) for c in candidates]) if attributes else {}
-        nodes = {n for p in paths for n in p.nodes} | {NodeRef("Item", c) for c in candidates}
-        nodes |= {f.other(node) for node, facts in own.items() for f in facts}
-        names = self.store.names(nodes)
-        out: dict[str, list[Evidence]] = {c: [] for c in candidates}
-        for (source, via, target), route in _routes(paths).items():
-            out[target].append(Evidence(target, "path", _path_text(route, source, via, target, names),
-                                        tuple(sorted({f for p in route for f in p.facts})), source))
-        for node, facts in own.items():
-            for f in facts:
-                value = f.other(node)
-                if value.label == "Entity" and names.get(value):
-                    out[node.id].append(Evidence(node.id, "attribute", _attribute_text(node, f, names), (f,), None))
-        return out
+                attributes: bool = True, ratings: Mapping[str, float] | None = None) -> dict[str, list[Evidence]]:
+        """Every statement per candidate, unscored (score 0), in information order: routes of ≤ 2 facts
+        from a history item, plus the candidate's named attributes. Every candidate gets a (possibly empty)
+        list. ``ratings``: the user's rating of each history item. ``max_hops`` above 2 finds no more."""
+        return self._build(history, candidates, None, top=None, max_hops=max_hops, attributes=attributes,
+                           ratings=ratings)
 
     def best(self, history: Sequence[str], candidates: Sequence[str], scorer: FactScorer | None = None, *,
-             top: int = 5, max_hops: int = 2, attributes: bool = True) -> dict[str, list[Evidence]]:
+             top: int = 5, max_hops: int = 2, attributes: bool = True,
+             ratings: Mapping[str, float] | None = None) -> dict[str, list[Evidence]]:
         """``rank(collect(history, candidates), scorer, top=top)``, the same result, without rendering
-        the text of routes that cannot make a candidate's top (hub entities give tens of thousands of
-        routes per user; the text of each costs more than its score)."""
+        the text of statements that cannot make a candidate's top (hub entities give thousands)."""
+        return self._build(history, candidates, scorer or self._prior, top=top, max_hops=max_hops,
+                           attributes=attributes, ratings=ratings)
+
+    def rank(self, evidence: Mapping[str, Sequence[Evidence]], scorer: FactScorer | None = None, *,
+             top: int = 5) -> dict[str, list[Evidence]]:
+        """The ``top`` evidence per candidate (module docstring's order), each scored by ``scorer`` (the
+        prior ``1 / log(2 + degree)`` of the linking node without one) as the mean over its route facts."""
+        facts = sorted({f for ev in evidence.values() for e in ev for f in e.facts})
+        scores = dict(zip(facts, (scorer or self._prior)(facts)))
+        out = {}
+        for cand, ev in evidence.items():
+            scored = [replace(e, score=_mean(scores, set(e.facts))) for e in ev]
+            scored.sort(key=_order)
+            out[cand] = scored[:top]
+        return out
+
+    # ------------------------------------------------------------------ building
+    def _build(self, history: Sequence[str], candidates: Sequence[str], scorer: FactScorer | None, *,
+               top: int | None, max_hops: int, attributes: bool,
+               ratings: Mapping[str, float] | None) -> dict[str, list[Evidence]]:
         paths = self.store.paths(history, candidates, max_hops=max_hops) if history and candidates else []
         own = self.store.incident_facts([NodeRef("Item", c) for c in candidates]) if attributes else {}
         values = {f.other(node) for node, facts in own.items() for f in facts}
         names = dict(self.store.names(values | {NodeRef("Item", c) for c in candidates}))
-        routes = _routes(paths)
+        groups = _groups(paths)
         attrs = [(node, f) for node, facts in own.items() for f in facts
                  if f.other(node).label == "Entity" and names.get(f.other(node))]
-        facts = sorted({f for route in routes.values() for p in route for f in p.facts} | {f for _, f in attrs})
-        scores = dict(zip(facts, scorer(facts) if scorer else self._prior(facts)))
-        drafts: dict[str, list[tuple[float, object, set[Fact]]]] = {c: [] for c in candidates}
-        for key, route in routes.items():
-            fs = set(route[0].facts) if len(route) == 1 else {f for p in route for f in p.facts}
-            # The mean in sorted fact order, as rank() takes it (two terms add the same in either order).
-            terms = sorted(fs) if len(fs) > 2 else fs
-            drafts[key[2]].append((float(sum(scores[f] for f in terms) / len(fs)), key, fs))
+        vias = sorted({g.via for g in groups if g.via is not None} | {f.other(node) for node, f in attrs})
+        incident = self.store.incident_facts(vias)
+        linked = {x: {f.other(x).id for f in fs if f.other(x).label == "Item" and f.other(x) != x}
+                  for x, fs in incident.items()}
+        rated = dict(ratings or {})
+        drafts: dict[str, list[tuple[float, float, object]]] = {c: [] for c in candidates}
+        all_facts = sorted({f for g in groups for f in g.facts} | {f for _, f in attrs})
+        scores = dict(zip(all_facts, scorer(all_facts))) if scorer else {}
+        for g in groups:
+            best_rating = max((rated[s] for s in g.sources if s in rated), default=None)
+            n = 2 if g.via is None else len(linked.get(g.via, ()))
+            info = information(g.role, linked_items=n, catalogue_items=self.catalogue_items, rating=best_rating)
+            drafts[g.target].append((info, _mean(scores, g.facts), g))
         for node, f in attrs:
-            drafts[node.id].append((float(scores[f]), node, {f}))
-        # Only routes scoring at least the top-th best can be kept (ties broken by text): render those.
-        kept = {}
+            info = information(f.relation, linked_items=len(linked.get(f.other(node), ())),
+                               catalogue_items=self.catalogue_items)
+            drafts[node.id].append((info, _mean(scores, {f}), (node, f)))
+        # Only statements at least as good as the top-th best can be kept (ties broken by text): render those.
+        kept: dict[str, list[tuple[float, float, object]]] = {}
         for cand, ds in drafts.items():
-            if ds:
-                bar = heapq.nlargest(top, (d[0] for d in ds))[-1]
-                kept[cand] = [d for d in ds if d[0] >= bar]
-        path_nodes = {n for ds in kept.values() for _, key, _ in ds if not isinstance(key, NodeRef)
-                      for p in routes[key] for n in p.nodes}
-        names |= self.store.names(path_nodes - names.keys())
+            if ds and top is not None:
+                bar = heapq.nlargest(top, (d[:2] for d in ds))[-1]
+                ds = [d for d in ds if d[:2] >= bar]
+            kept[cand] = ds
+        need = self._list(kept, incident, history, rated)
+        names |= self.store.names({n for n in need if n not in names})
         out: dict[str, list[Evidence]] = {c: [] for c in candidates}
         for cand, ds in kept.items():
             ev = []
-            for score, key, unsorted in ds:
-                fs = tuple(sorted(unsorted))
-                if not isinstance(key, NodeRef):  # a route (source, via, target); else the candidate's node
-                    source, via, target = key
-                    ev.append(Evidence(cand, "path", _path_text(routes[key], source, via, target, names), fs,
-                                       source, score))
+            for info, score, what in ds:
+                if isinstance(what, _Group):
+                    ev.append(self._path_evidence(what, info, score, names, rated, incident, linked))
                 else:
-                    ev.append(Evidence(cand, "attribute", _attribute_text(key, fs[0], names), fs, None, score))
-            ev.sort(key=lambda e: (-e.score, e.kind != "path", e.text))
-            out[cand] = ev[:top]
+                    node, f = what  # type: ignore[misc]
+                    ev.append(Evidence(cand, "attribute", _attribute_text(node, f, names), (f,), None, score, info,
+                                       noun(f.relation), name=names[f.other(node)], source_role=noun(f.relation)))
+            ev.sort(key=_order)
+            out[cand] = ev if top is None else ev[:top]
         return out
 
-    def rank(self, evidence: Mapping[str, Sequence[Evidence]], scorer: FactScorer | None = None, *,
-             top: int = 5) -> dict[str, list[Evidence]]:
-        """The ``top`` evidence per candidate by score (highest first; ties: paths before attributes,
-        then text). Without ``scorer`` the prior is used: ``1 / log(2 + degree)`` of the linking node."""
-        facts = sorted({f for ev in evidence.values() for e in ev for f in e.facts})
-        scores = dict(zip(facts, scorer(facts) if scorer else self._prior(facts)))
-        out = {}
-        for cand, ev in evidence.items():
-            scored = [Evidence(e.candidate, e.kind, e.text, e.facts, e.source,
-                               float(sum(scores[f] for f in e.facts) / len(e.facts))) for e in ev]
-            scored.sort(key=lambda e: (-e.score, e.kind != "path", e.text))
-            out[cand] = scored[:top]
-        return out
+    def _list(self, kept: Mapping[str, list[tuple[float, float, object]]], incident: Mapping[NodeRef, list[Fact]],
+              history: Sequence[str], rated: Mapping[str, float]) -> set[NodeRef]:
+        """Choose the films each kept group's text names (its history items best first: rating, then
+        recency; then an unnamed node's most popular other films); returns the nodes whose names it needs."""
+        recency = {h: n for n, h in enumerate(history)}
+        need: set[NodeRef] = set()
+        for ds in kept.values():
+            for _, _, g in ds:
+                if not isinstance(g, _Group):
+                    continue
+                g.ordered = sorted(g.sources, key=lambda s: (-rated.get(s, 0.0), -recency.get(s, -1), s))
+                if g.via is not None:
+                    films = {f.other(g.via).id for f in incident[g.via] if f.other(g.via).label == "Item"}
+                    g.others = order_items(films - g.sources - {g.target}, [], self.popularity)
+                    need.add(g.via)
+                need |= {NodeRef("Item", i) for i in g.ordered[:LISTED] + g.others[:LISTED]}
+        return need
+
+    def _path_evidence(self, g: _Group, info: float, score: float, names: Mapping[NodeRef, str | None],
+                       rated: Mapping[str, float], incident: Mapping[NodeRef, list[Fact]],
+                       linked: Mapping[NodeRef, set[str]]) -> Evidence:
+        sources, others = g.ordered, g.others
+        title = names.get(NodeRef("Item", g.target)) or f"item {g.target}"
+        shown = [Source(s, _title(names, s), rated.get(s)) for s in sources[:LISTED]]
+        facts = tuple(sorted(g.facts))
+        if g.via is None:  # a direct fact between the history item and the candidate
+            f = facts[0]
+            head, tail = (shown[0].title, title) if f.head.id == sources[0] else (title, shown[0].title)
+            return Evidence(g.target, "path", f"{tail} is the {noun(f.relation)} of {head}", facts, sources[0], score,
+                            info, g.role, tuple(shown), len(sources), source_role=g.source_noun)
+        name = names.get(g.via)
+        context: tuple[Fact, ...] = ()
+        if name or g.via.label == "Item":
+            films = [s.title for s in shown]
+            rest = len(sources) - len(shown)
+            listing = join_words(films + ([f"{rest} more of your films"] if rest else []))
+        else:  # unnamed: described by the films it links, the user's first, then the most popular
+            named_others = others[: max(LISTED - len(shown), 0)]
+            context = tuple(f for f in incident[g.via]
+                            if f.other(g.via).label == "Item" and f.other(g.via).id in set(named_others))
+            films = [s.title for s in shown] + [_title(names, o) for o in named_others]
+            rest = len(linked.get(g.via, ())) - 1 - len(films)  # less the candidate itself
+            listing = join_words(films + ([f"{rest} other film{'s' * (rest != 1)}"] if rest > 0 else []))
+        text = _linked_text(title, g, name, listing)
+        return Evidence(g.target, "path", text, facts, sources[0], score, info, g.target_noun, tuple(shown),
+                        len(sources), name, g.source_noun, g.via, context)
 
     def _prior(self, facts: Sequence[Fact]) -> list[float]:
         """Facts through rare nodes say more than facts through hubs: ``1 / log(2 + degree)`` of the
@@ -164,36 +262,69 @@ class EvidenceBuilder:
         return [1.0 / math.log(2 + degree.get(e, 0)) for e in ends]
 
 
-def _routes(paths: Sequence[Path]) -> dict[tuple[str, NodeRef | None, str], list[Path]]:
-    """Paths grouped by (source, intermediate node or None, target); only ≤ 2-fact paths."""
-    routes: dict[tuple[str, NodeRef | None, str], list[Path]] = defaultdict(list)
+def _order(e: Evidence) -> tuple[float, float, bool, str]:
+    return (-e.information, -e.score, e.kind != "path", e.text)
+
+
+def _mean(scores: Mapping[Fact, float], facts: set[Fact]) -> float:
+    # Exactly rounded and in sorted order, so that best() and rank(collect()) agree to the last bit.
+    return float(math.fsum(scores[f] for f in sorted(facts)) / len(facts)) if scores else 0.0
+
+
+def _groups(paths: Sequence[Path]) -> list[_Group]:
+    """Paths of ≤ 2 facts grouped into statements: by (candidate, linking node) for 2-fact paths, by
+    (history item, candidate) for direct ones. A node that is more than one thing (a person who directed
+    and wrote) keeps only the paths of one role: the best-weighted role it has for both the candidate and
+    a history item, else its best role for each side (a "director of C is also a writer of A" statement),
+    so that every film a statement names has the role it says."""
+    direct: dict[tuple[str, str], _Group] = {}
+    through: dict[tuple[str, NodeRef], list[Path]] = defaultdict(list)
     for p in paths:
         if len(p.facts) == 1:
-            routes[(p.source, None, p.target)].append(p)
+            g = direct.setdefault((p.target, p.source), _Group(p.target, None))
+            g.sources.add(p.source)
+            g.facts.update(p.facts)
         elif len(p.facts) == 2:
-            routes[(p.source, p.nodes[1], p.target)].append(p)
-    return routes
+            through[(p.target, p.nodes[1])].append(p)
+    groups = list(direct.values())
+    for g in groups:
+        g.source_noun = g.target_noun = g.role = noun(min(g.facts).relation)
+    for (target, via), ps in through.items():
+        source_nouns = {noun(p.facts[0].relation) for p in ps}
+        target_nouns = {noun(p.facts[1].relation) for p in ps}
+        shared = source_nouns & target_nouns
+        sn, tn = (best_role(shared),) * 2 if shared else (best_role(source_nouns), best_role(target_nouns))
+        g = _Group(target, via, source_noun=sn, target_noun=tn, role=min((sn, tn), key=lambda r: (role(r).weight, r)))
+        for p in ps:
+            if noun(p.facts[0].relation) == sn and noun(p.facts[1].relation) == tn:
+                g.sources.add(p.source)
+                g.facts.update(p.facts)
+        groups.append(g)
+    return sorted(groups, key=lambda g: (g.target, g.via or NodeRef("Item", ""), sorted(g.sources)))
+
+
+def _linked_text(title: str, g: _Group, name: str | None, listing: str) -> str:
+    """The statement of a linking node (module docstring), its role the same for both films or not."""
+    same = g.source_noun == g.target_noun
+    if g.via is not None and g.via.label == "Item":
+        return f"{title} and {listing} are both linked to {name or 'another film'} ({g.target_noun})"
+    if name:
+        if same:
+            return f"{title} shares the {g.target_noun} {name} with {listing}"
+        return f"{name}, the {g.target_noun} of {title}, is also {role(g.source_noun).one()} of {listing}"
+    if same:
+        return f"{title} {role(g.target_noun).lead} {listing}"
+    return f"the {g.target_noun} of {title} is also {role(g.source_noun).one()} of {listing}"
 
 
 def _attribute_text(node: NodeRef, fact: Fact, names: Mapping[NodeRef, str | None]) -> str:
     return f"{names.get(node) or node.id} — {noun(fact.relation)}: {names[fact.other(node)]}"
 
 
-def _path_text(route: Sequence[Path], source: str, via: NodeRef | None, target: str,
-               names: Mapping[NodeRef, str | None]) -> str:
-    a = names.get(NodeRef("Item", source)) or f"item {source}"
-    b = names.get(NodeRef("Item", target)) or f"item {target}"
-    if via is None:
-        f = route[0].facts[0]
-        head, tail = (a, b) if f.head.id == source else (b, a)
-        return f"{tail} is the {noun(f.relation)} of {head}"
-    relations = sorted({f.relation for p in route for f in p.facts})
-    # Prefer the item's own property (film.film.directed_by) for the noun: it reads as the role of ``via``.
-    own = [r for r in relations if r.startswith(("film.film.", "item."))] or relations
-    role = noun(own[0])
-    name = names.get(via)
-    if via.label == "Item":
-        return f"{a} and {b} are both linked to {name or 'another film'} ({role})"
-    if name:
-        return f"{a} and {b} share the {role} {name}"
-    return f"{a} and {b} share {_article(role)} {role}"
+def _title(names: Mapping[NodeRef, str | None], item: str) -> str:
+    return names.get(NodeRef("Item", item)) or f"item {item}"
+
+
+def join_words(words: Sequence[str]) -> str:
+    """``[a]`` → a; ``[a, b, c]`` → "a, b and c"."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"

@@ -13,10 +13,9 @@ page (the SVG inline plus a table of every fact shown). The rules, the same on e
   ``max_entities`` are kept: first each candidate, best first, gets the nodes of its best-ranked path (so
   every reachable candidate keeps one explanation while room lasts), then the remaining room goes to the
   other paths in rank order. A path is kept when all its intermediates are; direct paths always are.
-* **Labels**: items show their title, named entities their name; an entity without a name shows a role
-  and its raw id, ``"director: unnamed\n(m.0bln8)"``: the Freebase type of the node when it is the head of
-  a linking fact (``film.director.film`` → "director"), else the property pointing at it
-  (``film.film.directed_by`` → "directed by"), underscores as spaces.
+* **Labels**: items show their title, named entities their name; an entity without a name is described by
+  its role on the drawn facts and the films it links in that role, the shown history first, then the
+  most popular (:func:`kerec.kg.describe.node_labels`): ``"director of Fargo, Raising Arizona +3"``.
 * **Edge labels**: the relation's last segment (``film.film.directed_by`` → "directed_by"). Freebase
   holds most links in both directions, so an edge names only its facts whose head is an item (the film's
   own property) when it has any; distinct names are joined by " / ".
@@ -28,13 +27,14 @@ import io
 import math
 import sys
 import textwrap
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any, Literal
 
 from kerec.errors import KerecError
+from kerec.kg.describe import node_labels
 from kerec.kg.model import Fact, NodeRef, Path
 from kerec.kg.store import GraphStore
 
@@ -76,17 +76,6 @@ class Subgraph:
 def short_relation(relation: str) -> str:
     """The last segment of a dotted relation name: ``"film.film.directed_by"`` → ``"directed_by"``."""
     return relation.rsplit(".", 1)[-1]
-
-
-def node_role(node: NodeRef, facts: Iterable[Fact]) -> str:
-    """A readable role of ``node`` from the facts linking it (see the module docstring); "" if none."""
-    as_head = Counter(f.relation.split(".")[-2] for f in facts if f.head == node and f.relation.count(".") >= 2)
-    as_tail = Counter(short_relation(f.relation) for f in facts if f.tail == node and f.head != node)
-    votes = as_head or as_tail
-    if not votes:
-        return ""
-    best = min(votes, key=lambda r: (-votes[r], r))
-    return best.replace("_", " ")
 
 
 def edge_label(facts: Sequence[Fact]) -> str:
@@ -150,11 +139,12 @@ def select_linking_nodes(paths: Sequence[Path], candidates: Sequence[str], shown
 
 def user_subgraph(store: GraphStore, user: str, candidates: Sequence[str] | None = None, *,
                   history_limit: int = 10, max_candidates: int = 5, max_entities: int = 12,
-                  max_hops: int = 2) -> Subgraph:
+                  max_hops: int = 2, popularity: Mapping[str, float] | None = None) -> Subgraph:
     """The subgraph linking ``user``'s most recent ``history_limit`` items to candidate items.
 
     ``candidates`` None picks up to ``max_candidates`` unseen items by the rule in the module docstring;
-    given ones keep their order. Raises :class:`~kerec.data.UnknownIdError` for an unknown user or item,
+    given ones keep their order. ``popularity`` (item id → users who chose it) orders the films an unnamed
+    node's label names after the shown history. Raises :class:`~kerec.data.UnknownIdError` for an unknown user or item,
     :class:`ShowError` for a limit below its minimum or a candidate that is also a shown history item.
     """
     for name, value, least in (("history_limit", history_limit, 1), ("max_candidates", max_candidates, 0),
@@ -185,7 +175,7 @@ def user_subgraph(store: GraphStore, user: str, candidates: Sequence[str] | None
     kinds = _node_kinds(shown, chosen, entities, paths)
     return Subgraph(user, shown, {h.item: h.rating for h in recent}, len(rated), chosen,
                     {c: scores[c] for c in chosen}, paths, entities, len(linking) - len(entities),
-                    {x: degree[x] for x in entities}, _labels(store, kinds, paths), kinds)
+                    {x: degree[x] for x in entities}, _labels(store, kinds, paths, popularity), kinds)
 
 
 def _node_kinds(history: Sequence[str], candidates: Sequence[str], entities: Sequence[NodeRef],
@@ -201,13 +191,17 @@ def _node_kinds(history: Sequence[str], candidates: Sequence[str], entities: Seq
     return kinds
 
 
-def _labels(store: GraphStore, kinds: dict[NodeRef, NodeKind], paths: Sequence[Path]) -> dict[NodeRef, str]:
+def _labels(store: GraphStore, kinds: dict[NodeRef, NodeKind], paths: Sequence[Path],
+            popularity: Mapping[str, float] | None) -> dict[NodeRef, str]:
     """Display text of every node (see the module docstring): never a raw id posing as a name."""
     names = store.names(kinds)
     touching: dict[NodeRef, list[Fact]] = defaultdict(list)
     for f in dict.fromkeys(f for p in paths for f in p.facts):
         touching[f.head].append(f)
         touching[f.tail].append(f)
+    unnamed = [n for n in kinds if not names.get(n) and n.label != "Item"]
+    shown = [n.id for n, kind in kinds.items() if kind == "history"] + [n.id for n, kind in kinds.items() if kind == "candidate"]
+    described = node_labels(store, unnamed, facts=touching, first=shown, popularity=popularity)
     labels: dict[NodeRef, str] = {}
     for node in kinds:
         name = names.get(node)
@@ -216,7 +210,7 @@ def _labels(store: GraphStore, kinds: dict[NodeRef, NodeKind], paths: Sequence[P
         elif node.label == "Item":
             labels[node] = f"item {node.id} (no title)"
         else:
-            labels[node] = f"{node_role(node, touching[node]) or 'entity'}: unnamed\n({node.id})"
+            labels[node] = described[node]
     return labels
 
 

@@ -107,7 +107,7 @@ def create_app(recommender: Recommender, *, chat_engine: Any = None, config: Ser
     @app.get("/items/{item_id:path}", response_model=ItemResponse, responses=ERRORS, tags=["items"])
     async def item(item_id: str) -> ItemResponse:
         """The item's title and every KG fact about it, readable (ids holding "/" work, encoded or not)."""
-        return await compute(item_facts, recommender.store, item_id)
+        return await compute(item_facts, recommender.store, item_id, popularity=recommender.item_popularity)
 
     @app.get("/subgraph.svg", response_class=Response, responses={**ERRORS, 200: {"content": {"image/svg+xml": {}}}},
              tags=["items"])
@@ -174,6 +174,7 @@ def _draw(recommender: Recommender, user: str, items: list[str]) -> bytes:
     store = recommender.store
     recent = {h.item for h in store.history(user)[-HISTORY_SHOWN:]}  # unknown user: UnknownIdError
     shown = [i for i in items if i not in recent]  # an item can't be drawn both as history and candidate
-    sub = user_subgraph(store, user, shown, history_limit=HISTORY_SHOWN, max_entities=8)
+    sub = user_subgraph(store, user, shown, history_limit=HISTORY_SHOWN, max_entities=8,
+                        popularity=recommender.item_popularity)
     with tempfile.TemporaryDirectory(prefix="kerec-serve-") as tmp:
         return render(sub, Path(tmp) / "subgraph.svg").read_bytes()

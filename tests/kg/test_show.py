@@ -16,7 +16,7 @@ import pytest
 from kerec.data import Dataset, KerecError, UnknownIdError
 from kerec.kg import GraphStoreError, MemoryStore, build_ckg
 from kerec.kg.model import Fact, NodeRef
-from kerec.kg.show import ShowError, Subgraph, edge_label, node_role, render, short_relation, user_subgraph
+from kerec.kg.show import ShowError, Subgraph, edge_label, render, short_relation, user_subgraph
 
 W4, W5 = 1 / math.log(4), 1 / math.log(5)  # link weights of degree-2 and degree-3 nodes
 
@@ -125,20 +125,20 @@ def test_labels_never_pass_a_raw_id_off_as_a_name(store: MemoryStore) -> None:
     sg = user_subgraph(store, "u2", ["i1"], history_limit=2)
     assert sg.labels[item("i1")] == "Alpha (1990)"
     assert sg.labels[ent("class=Drama")] == "Drama" and sg.labels[ent("release_year=1990")] == "1990"
-    director = sg.labels[ent("m.d1")]
-    assert director != "m.d1" and director == "directed by: unnamed\n(m.d1)"
-    assert user_subgraph(store, "u2").labels[ent("m.en")] == "language: unnamed\n(m.en)"
+    # Unnamed Freebase nodes are described by their role and films: shown history first (u2's recent
+    # i3 before i1), then the others by popularity (i6 chosen by more users than i5).
+    assert sg.labels[ent("m.d1")] == "director of Gamma, Alpha"
+    assert user_subgraph(store, "u2").labels[ent("m.en")] == "language of Epsilon, Zeta"
+    assert user_subgraph(store, "u2", ["i6"], history_limit=1).labels[ent("m.en")] == "language of Epsilon, Zeta"
+    popular = user_subgraph(store, "u2", ["i2"], history_limit=1, popularity={"i6": 9.0, "i5": 1.0})
+    assert all("unnamed" not in label and "m." not in label for label in popular.labels.values())
 
 
-def test_roles_and_edge_labels() -> None:
+def test_edge_labels() -> None:
     film, person = item("i9"), ent("m.p")
     forward = Fact.of(film, "film.film.directed_by", person)
     backward = Fact.of(person, "film.director.film", film)
     assert short_relation("film.film.directed_by") == "directed_by" and short_relation("social") == "social"
-    assert node_role(person, [forward]) == "directed by"
-    assert node_role(person, [forward, backward]) == "director"  # the node's own type wins
-    assert node_role(ent("m.g"), [Fact.of(ent("m.g"), "film.film_genre.films_in_this_genre", film)]) == "film genre"
-    assert node_role(person, []) == ""
     assert edge_label([forward, backward]) == "directed_by"
     assert edge_label([Fact.of(person, "people.person.nationality", ent("m.c"))]) == "nationality"
 
@@ -169,7 +169,7 @@ def test_render_png_svg_html(store: MemoryStore, tmp_path: Path) -> None:
     root = ET.parse(svg).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     text = svg.read_text()
-    assert "Knowledge subgraph of user u2" in text and "directed by: unnamed" in text
+    assert "Knowledge subgraph of user u2" in text and "director of Gamma" in text and "unnamed" not in text
     assert render(sg, tmp_path / "again.svg").read_text() == text  # reproducible: no date, fixed ids
     page = render(sg, tmp_path / "u2.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "http-equiv" not in page
