@@ -89,12 +89,17 @@ class Evidence:
         return self.role in LOW_INFORMATION or self.source_role in LOW_INFORMATION
 
 
-def order_items(items: Sequence[str] | set[str], first: Sequence[str], popularity: Mapping[str, float] | None) -> list[str]:
+def order_items(items: Sequence[str] | set[str], first: Sequence[str], popularity: Mapping[str, float] | None,
+                limit: int | None = None) -> list[str]:
     """``items`` with those in ``first`` leading in its order, then the rest most popular first (ties and
-    no ``popularity``: item id order): how a description picks the films it names."""
+    no ``popularity``: item id order): how a description picks the films it names. ``limit``: only the
+    first so many (a hub links a thousand films; a description names three)."""
     rank = {item: n for n, item in enumerate(first)}
     pop = popularity or {}
-    return sorted(items, key=lambda i: (rank.get(i, len(rank)), -pop.get(i, 0.0), i))
+
+    def key(i: str) -> tuple[int, float, str]:
+        return (rank.get(i, len(rank)), -pop.get(i, 0.0), i)
+    return sorted(items, key=key) if limit is None else heapq.nsmallest(limit, items, key=key)
 
 
 @dataclass
@@ -109,7 +114,9 @@ class _Group:
     target_noun: str = ""  # what it is to the candidate
     role: str = ""  # the less informative of the two: what the statement's information rests on
     ordered: list[str] = field(default_factory=list)  # sources, best first (rating, then recency)
-    others: list[str] = field(default_factory=list)  # an unnamed node's other films, most popular first
+    others: list[str] = field(default_factory=list)  # an unnamed node's other films in its role, most popular first
+    in_role: int = 0  # films the unnamed node links in that role, less the candidate
+    context: tuple[Fact, ...] = ()  # the facts linking it to the others named
 
 
 class EvidenceBuilder:
@@ -120,6 +127,8 @@ class EvidenceBuilder:
         self.store = store
         self.popularity = dict(popularity or {})
         self._catalogue: int | None = None
+        # node → catalogue items it links: a store holds one dataset and is not changed under a builder
+        self._linked: dict[NodeRef, int] = {}
 
     @property
     def catalogue_items(self) -> int:
@@ -167,21 +176,18 @@ class EvidenceBuilder:
         groups = _groups(paths)
         attrs = [(node, f) for node, facts in own.items() for f in facts
                  if f.other(node).label == "Entity" and names.get(f.other(node))]
-        vias = sorted({g.via for g in groups if g.via is not None} | {f.other(node) for node, f in attrs})
-        incident = self.store.incident_facts(vias)
-        linked = {x: {f.other(x).id for f in fs if f.other(x).label == "Item" and f.other(x) != x}
-                  for x, fs in incident.items()}
+        linked = self._linked_items({g.via for g in groups if g.via is not None} | {f.other(node) for node, f in attrs})
         rated = dict(ratings or {})
         drafts: dict[str, list[tuple[float, float, object]]] = {c: [] for c in candidates}
         all_facts = sorted({f for g in groups for f in g.facts} | {f for _, f in attrs})
         scores = dict(zip(all_facts, scorer(all_facts))) if scorer else {}
         for g in groups:
             best_rating = max((rated[s] for s in g.sources if s in rated), default=None)
-            n = 2 if g.via is None else len(linked.get(g.via, ()))
+            n = 2 if g.via is None else linked[g.via]
             info = information(g.role, linked_items=n, catalogue_items=self.catalogue_items, rating=best_rating)
             drafts[g.target].append((info, _mean(scores, g.facts), g))
         for node, f in attrs:
-            info = information(f.relation, linked_items=len(linked.get(f.other(node), ())),
+            info = information(f.relation, linked_items=linked[f.other(node)],
                                catalogue_items=self.catalogue_items)
             drafts[node.id].append((info, _mean(scores, {f}), (node, f)))
         # Only statements at least as good as the top-th best can be kept (ties broken by text): render those.
@@ -191,14 +197,16 @@ class EvidenceBuilder:
                 bar = heapq.nlargest(top, (d[:2] for d in ds))[-1]
                 ds = [d for d in ds if d[:2] >= bar]
             kept[cand] = ds
-        need = self._list(kept, incident, history, rated)
+        names |= self.store.names({g.via for ds in kept.values() for _, _, g in ds
+                                   if isinstance(g, _Group) and g.via is not None} - names.keys())
+        need = self._list(kept, history, rated, names)
         names |= self.store.names({n for n in need if n not in names})
         out: dict[str, list[Evidence]] = {c: [] for c in candidates}
         for cand, ds in kept.items():
             ev = []
             for info, score, what in ds:
                 if isinstance(what, _Group):
-                    ev.append(self._path_evidence(what, info, score, names, rated, incident, linked))
+                    ev.append(self._path_evidence(what, info, score, names, rated))
                 else:
                     node, f = what  # type: ignore[misc]
                     ev.append(Evidence(cand, "attribute", _attribute_text(node, f, names), (f,), None, score, info,
@@ -207,27 +215,35 @@ class EvidenceBuilder:
             out[cand] = ev if top is None else ev[:top]
         return out
 
-    def _list(self, kept: Mapping[str, list[tuple[float, float, object]]], incident: Mapping[NodeRef, list[Fact]],
-              history: Sequence[str], rated: Mapping[str, float]) -> set[NodeRef]:
-        """Choose the films each kept group's text names (its history items best first: rating, then
-        recency; then an unnamed node's most popular other films); returns the nodes whose names it needs."""
+    def _list(self, kept: Mapping[str, list[tuple[float, float, object]]], history: Sequence[str],
+              rated: Mapping[str, float], names: Mapping[NodeRef, str | None]) -> set[NodeRef]:
+        """Choose the films each kept group's text names: its history items best first (rating, then
+        recency), then for an unnamed node its most popular other films *in the same role* (a director's
+        films, not the ones he acted in), with the facts saying so; returns the nodes whose names it needs."""
         recency = {h: n for n, h in enumerate(history)}
+        groups = [d[2] for ds in kept.values() for d in ds if isinstance(d[2], _Group)]
+        unnamed = {g.via for g in groups if g.via is not None and g.via.label != "Item" and not names.get(g.via)}
+        films: dict[tuple[NodeRef, str], dict[str, list[Fact]]] = defaultdict(lambda: defaultdict(list))
+        for x, fs in self.store.incident_facts(sorted(unnamed)).items():
+            for f in fs:
+                if f.other(x).label == "Item" and f.other(x) != x:
+                    films[(x, noun(f.relation))][f.other(x).id].append(f)
         need: set[NodeRef] = set()
-        for ds in kept.values():
-            for _, _, g in ds:
-                if not isinstance(g, _Group):
-                    continue
-                g.ordered = sorted(g.sources, key=lambda s: (-rated.get(s, 0.0), -recency.get(s, -1), s))
-                if g.via is not None:
-                    films = {f.other(g.via).id for f in incident[g.via] if f.other(g.via).label == "Item"}
-                    g.others = order_items(films - g.sources - {g.target}, [], self.popularity)
-                    need.add(g.via)
-                need |= {NodeRef("Item", i) for i in g.ordered[:LISTED] + g.others[:LISTED]}
+        for g in groups:
+            g.ordered = sorted(g.sources, key=lambda s: (-rated.get(s, 0.0), -recency.get(s, -1), s))
+            if g.via in unnamed:
+                same_role = films[(g.via, g.source_noun)]
+                g.others = order_items(same_role.keys() - g.sources - {g.target}, [], self.popularity, LISTED)
+                g.in_role = len(same_role.keys() - {g.target})
+                shown_others = g.others[: max(LISTED - len(g.ordered[:LISTED]), 0)]
+                g.context = tuple(f for o in shown_others for f in same_role[o])
+            need |= {NodeRef("Item", i) for i in g.ordered[:LISTED] + g.others[:LISTED]}
+            if g.via is not None:
+                need.add(g.via)
         return need
 
     def _path_evidence(self, g: _Group, info: float, score: float, names: Mapping[NodeRef, str | None],
-                       rated: Mapping[str, float], incident: Mapping[NodeRef, list[Fact]],
-                       linked: Mapping[NodeRef, set[str]]) -> Evidence:
+                       rated: Mapping[str, float]) -> Evidence:
         sources, others = g.ordered, g.others
         title = names.get(NodeRef("Item", g.target)) or f"item {g.target}"
         shown = [Source(s, _title(names, s), rated.get(s)) for s in sources[:LISTED]]
@@ -238,21 +254,24 @@ class EvidenceBuilder:
             return Evidence(g.target, "path", f"{tail} is the {noun(f.relation)} of {head}", facts, sources[0], score,
                             info, g.role, tuple(shown), len(sources), source_role=g.source_noun)
         name = names.get(g.via)
-        context: tuple[Fact, ...] = ()
         if name or g.via.label == "Item":
             films = [s.title for s in shown]
             rest = len(sources) - len(shown)
             listing = join_words(films + ([f"{rest} more of your films"] if rest else []))
-        else:  # unnamed: described by the films it links, the user's first, then the most popular
-            named_others = others[: max(LISTED - len(shown), 0)]
-            context = tuple(f for f in incident[g.via]
-                            if f.other(g.via).label == "Item" and f.other(g.via).id in set(named_others))
-            films = [s.title for s in shown] + [_title(names, o) for o in named_others]
-            rest = len(linked.get(g.via, ())) - 1 - len(films)  # less the candidate itself
+        else:  # unnamed: described by the films it links in its role, the user's first, then the most popular
+            films = [s.title for s in shown] + [_title(names, o) for o in others[: max(LISTED - len(shown), 0)]]
+            rest = g.in_role - len(films)
             listing = join_words(films + ([f"{rest} other film{'s' * (rest != 1)}"] if rest > 0 else []))
         text = _linked_text(title, g, name, listing)
         return Evidence(g.target, "path", text, facts, sources[0], score, info, g.target_noun, tuple(shown),
-                        len(sources), name, g.source_noun, g.via, context)
+                        len(sources), name, g.source_noun, g.via, g.context)
+
+    def _linked_items(self, nodes: set[NodeRef]) -> dict[NodeRef, int]:
+        """How many catalogue items each node links (cached: hubs have thousands of facts)."""
+        new = sorted(nodes - self._linked.keys())
+        for x, fs in self.store.incident_facts(new).items():
+            self._linked[x] = len({f.other(x) for f in fs if f.other(x).label == "Item" and f.other(x) != x})
+        return {x: self._linked[x] for x in nodes}
 
     def _prior(self, facts: Sequence[Fact]) -> list[float]:
         """Facts through rare nodes say more than facts through hubs: ``1 / log(2 + degree)`` of the

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kerec.errors import KerecError
 
@@ -98,6 +99,7 @@ _NOUNS = {
 }
 
 
+@lru_cache(maxsize=4096)  # a dataset has tens of relations; evidence asks about each of them a million times
 def noun(relation: str) -> str:
     """``film.film.directed_by`` → "director"; ``film.actor.film`` → "actor"; unknown → last segment with
     spaces (``music.track.recorded_by`` → "recorded by")."""
@@ -108,6 +110,7 @@ def noun(relation: str) -> str:
     return _NOUNS.get(last, last.replace("_", " "))
 
 
+@lru_cache(maxsize=4096)
 def role(relation: str) -> Role:
     """The :class:`Role` of ``relation``; one of weight :data:`UNKNOWN_WEIGHT` for a relation kerec does
     not know ("shares a recorded by with" reads badly, but says only what the store holds)."""

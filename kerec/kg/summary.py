@@ -77,7 +77,7 @@ def _clauses(statements: list[tuple[int, Evidence]]) -> list[_Clause]:
     """``statements`` grouped by the one history item each names (module docstring), best group first: the
     leading history item's, then by weight; statements naming several items or mixing roles stand alone."""
     by_source: dict[str, _Clause] = {}
-    alone: list[_Clause] = []
+    alone: dict[object, _Clause] = {}
     lead = _lead(statements)
     for n, e in statements:
         shared = e.role == e.source_role
@@ -85,10 +85,11 @@ def _clauses(statements: list[tuple[int, Evidence]]) -> list[_Clause]:
             by_source.setdefault(lead.item, _Clause(lead)).items.append((n, e))
         elif shared and e.linked == 1:
             by_source.setdefault(e.sources[0].item, _Clause(e.sources[0])).items.append((n, e))
-        else:
-            alone.append(_Clause(None, [(n, e)]))
+        else:  # unnamed nodes of one role linking the same films are counted together ("2 production companies")
+            key = (e.role, e.source_role, e.linked, tuple(e.sources)) if not e.name and e.via is not None else n
+            alone.setdefault(key, _Clause(None)).items.append((n, e))
     first = [by_source.pop(lead.item)] if lead is not None and lead.item in by_source else []
-    return first + sorted([*by_source.values(), *alone], key=lambda c: (-c.weight, c.items[0][0]))
+    return first + sorted([*by_source.values(), *alone.values()], key=lambda c: (-c.weight, c.items[0][0]))
 
 
 def _lead(statements: list[tuple[int, Evidence]]) -> Source | None:
@@ -105,22 +106,28 @@ def _lead(statements: list[tuple[int, Evidence]]) -> Source | None:
 def _say(clause: _Clause, *, first: bool) -> str:
     """The clause's words, from the candidate's side; ``first``: it opens the sentence."""
     if clause.source is None:
-        return _alone(clause.items[0][1], first=first)
+        return _alone(clause.items[0][1], len(clause.items), first=first)
     source = clause.source
     direct = [e for _, e in clause.items if e.via is None]
     linked = [e for _, e in clause.items if e.via is not None]
     roles = join_words(_role_phrases(linked))
     if direct:
-        said = f"{'' if first else 'it '}{_direct(direct[0], source.title)}{_rated(source)}"
-        return said + (f", and shares {roles} with it" if linked else "")
+        said = _direct_rated(direct[0], source)
+        if said.startswith("its "):  # "its sequel is A, …, and they share the director"
+            return said + (f", and they share {roles}" if linked else "")
+        return ("" if first else "it ") + said + (f", and shares {roles} with it" if linked else "")
     return f"{'shares ' if first else ''}{roles} with {source.title}{_rated(source)}"
 
 
-def _alone(e: Evidence, *, first: bool) -> str:
+def _alone(e: Evidence, count: int, *, first: bool) -> str:
+    """A statement of its own (or ``count`` alike ones of unnamed nodes linking the same films)."""
     if e.via is None:
-        return f"{'' if first else 'it '}{_direct(e, e.sources[0].title)}{_rated(e.sources[0])}"
-    what = f"the {e.role} {e.name}" if e.name else role(e.role).one()
+        said = _direct_rated(e, e.sources[0])
+        return said if first or said.startswith("its ") else f"it {said}"
+    what = f"the {e.role} {e.name}" if e.name else role(e.role).count(count)
     if e.role != e.source_role:
+        if count > 1:
+            return f"{role(e.role).count(count)} who are also {role(e.source_role).plural} of {_titles(e)}"
         return f"its {e.role}{' ' + e.name if e.name else ''} is {role(e.source_role).one()} of {_titles(e)}"
     verb = "shares " if first else ""
     if e.name:  # a named value: its name says what it is
@@ -143,11 +150,13 @@ def _role_phrases(statements: Sequence[Evidence]) -> list[str]:
     return [role(r).count(counts[r]) for r in order] + named
 
 
-def _direct(e: Evidence, title: str) -> str:
-    """A direct fact from the candidate's side: ``"is the sequel of A"`` or ``"has A as its sequel"``."""
+def _direct_rated(e: Evidence, source: Source) -> str:
+    """A direct fact from the candidate's side: ``"is the sequel of A, which you rated 5"`` or ``"its
+    sequel is A, which you rated 5"`` (never "Has A…": a capitalised verb before a title would read as
+    part of a name to :func:`kerec.explain.proper_names`)."""
     if e.facts[0].tail == NodeRef("Item", e.candidate):
-        return f"is the {e.role} of {title}"
-    return f"has {title} as its {e.role}"
+        return f"is the {e.role} of {source.title}{_rated(source)}"
+    return f"its {e.role} is {source.title}{_rated(source)}"
 
 
 def _rated(s: Source) -> str:
