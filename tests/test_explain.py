@@ -75,9 +75,11 @@ def test_retry_then_template_and_the_path_is_recorded(store: MemoryStore, eviden
     assert retry.source == "llm-retry" and retry.cited == (1,) and len(retry.rejected) == 1
     fallback = grounded(gen(["Bad.", "Worse [0]."]), evidence, store, {"i1"}, "i3")
     assert fallback.source == "template" and len(fallback.rejected) == 2
-    assert fallback.text == f"Recommended because {evidence[0].text} [1]; and {evidence[1].text} [2]."
-    # The fallback itself passes the check.
-    assert check(fallback.text, evidence, store, {"i1"}, "i3")[1] is None
+    # One sentence from the two most informative statements (sequel and director, kerec.kg.summary).
+    assert fallback.text == "Is the sequel of Alpha (1990), and shares the director with it [1][2]."
+    # The fallback itself passes the check, the prose rules included.
+    titles = TitleIndex({"i1": "Alpha (1990)", "i3": "Gamma (1990)"})
+    assert check(fallback.text, evidence, store, {"i1"}, "i3", titles)[1] is None
     calls.clear()
     empty = grounded(gen(["never asked"]), [], store, {"i1"}, "i3")
     assert empty.source == "none" and empty.text == NO_EVIDENCE and calls == []

@@ -80,7 +80,7 @@ def _clauses(statements: list[tuple[int, Evidence]]) -> list[_Clause]:
     alone: dict[object, _Clause] = {}
     lead = _lead(statements)
     for n, e in statements:
-        shared = e.role == e.source_role
+        shared = e.role == e.source_role and not (e.via is not None and e.via.label == "Item")
         if shared and lead is not None and lead in e.sources:
             by_source.setdefault(lead.item, _Clause(lead)).items.append((n, e))
         elif shared and e.linked == 1:
@@ -96,7 +96,7 @@ def _lead(statements: list[tuple[int, Evidence]]) -> Source | None:
     weight: dict[str, float] = {}
     first: dict[str, Source] = {}
     for _, e in statements:
-        if e.role == e.source_role:
+        if e.role == e.source_role and not (e.via is not None and e.via.label == "Item"):
             for s in e.sources:
                 weight[s.item] = weight.get(s.item, 0.0) + e.information
                 first.setdefault(s.item, s)
@@ -110,7 +110,7 @@ def _say(clause: _Clause, *, first: bool) -> str:
     source = clause.source
     direct = [e for _, e in clause.items if e.via is None]
     linked = [e for _, e in clause.items if e.via is not None]
-    roles = join_words(_role_phrases(linked))
+    roles = join_words(_role_phrases(linked)) if linked else ""
     if direct:
         said = _direct_rated(direct[0], source)
         if said.startswith("its "):  # "its sequel is A, …, and they share the director"
@@ -125,6 +125,8 @@ def _alone(e: Evidence, count: int, *, first: bool) -> str:
         said = _direct_rated(e, e.sources[0])
         return said if first or said.startswith("its ") else f"it {said}"
     what = f"the {e.role} {e.name}" if e.name else role(e.role).count(count)
+    if e.via.label == "Item":  # another catalogue film between them: "A —sequel→ B —sequel→ candidate"
+        return f"{'' if first else 'it '}is linked to {_titles(e)} through {e.name or 'another film'} ({e.role})"
     if e.role != e.source_role:
         if count > 1:
             return f"{role(e.role).count(count)} who are also {role(e.source_role).plural} of {_titles(e)}"

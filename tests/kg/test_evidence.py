@@ -11,6 +11,7 @@ import pytest
 from kerec.data import UnknownIdError
 from kerec.kg import MemoryStore
 from kerec.kg.evidence import EvidenceBuilder, noun
+from kerec.kg.model import NodeRef
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,15 @@ def texts(evidence: list) -> set[str]:
 def test_routes_are_grouped_and_rendered_from_names(builder: EvidenceBuilder) -> None:
     ev = builder.collect(["i1"], ["i3"])["i3"]
     paths = {e.text: e for e in ev if e.kind == "path"}
-    # i1 -> i3: the sequel fact; the unnamed director m.d1; class=Drama; release_year=1990.
-    assert set(paths) == {f"{G} is the sequel of {A}", f"{A} and {G} share a director",
-                          f"{A} and {G} share the genre Drama", f"{A} and {G} share the release year 1990"}
+    # i1 -> i3: the sequel fact; the unnamed director m.d1 (described by the films it directed);
+    # class=Drama; release_year=1990.
+    director = f"{G} is directed by the director of {A}"
+    assert set(paths) == {f"{G} is the sequel of {A}", director, f"{G} shares the genre Drama with {A}",
+                          f"{G} shares the release year 1990 with {A}"}
     assert all(e.source == "i1" and e.candidate == "i3" for e in paths.values())
-    assert len(paths[f"{A} and {G} share a director"].facts) == 2
+    assert len(paths[director].facts) == 2 and paths[director].role == "director"
+    assert paths[director].via == NodeRef("Entity", "m.d1") and paths[director].name is None
+    assert paths[f"{G} shares the genre Drama with {A}"].low and not paths[director].low
     # Every fact id of the evidence is real, and touches the candidate or the history item.
     store = builder.store
     for e in ev:
@@ -45,24 +50,25 @@ def test_routes_are_grouped_and_rendered_from_names(builder: EvidenceBuilder) ->
 def test_named_attributes_of_the_candidate(builder: EvidenceBuilder) -> None:
     ev = builder.collect([], ["i3"])["i3"]
     assert texts(ev) == {f"{G} — genre: Drama", f"{G} — genre: Comedy", f"{G} — release year: 1990"}
-    assert all(e.kind == "attribute" and e.source is None for e in ev)
+    assert all(e.kind == "attribute" and e.source is None and e.low for e in ev)
 
 
-def test_rank_with_a_scorer_keeps_top_by_mean_fact_score(builder: EvidenceBuilder) -> None:
+def test_information_orders_before_the_scorer(builder: EvidenceBuilder) -> None:
     ev = builder.collect(["i1"], ["i3"], attributes=False)
-    # The sequel fact scores 10, every other fact 1: a route scores the mean of its facts.
-    ranked = builder.rank(ev, lambda facts: [10.0 if f.relation == "film.film.sequel" else 1.0 for f in facts], top=2)
-    assert [e.text for e in ranked["i3"]][0] == f"{G} is the sequel of {A}"
-    assert len(ranked["i3"]) == 2 and ranked["i3"][0].score == 10.0 and ranked["i3"][1].score == 1.0
+    # The release-year fact scores 10, every other fact 1; the director and the sequel still lead, as they
+    # say more (a person and a sequel, through a node linking 2 films, against catalogue metadata).
+    ranked = builder.rank(ev, lambda facts: [10.0 if f.relation == "item.release_year" else 1.0 for f in facts], top=4)
+    roles = [e.role for e in ranked["i3"]]
+    assert set(roles[:2]) == {"director", "sequel"} and roles[2:] == ["release year", "genre"]
+    assert ranked["i3"][2].score == 10.0 and ranked["i3"][0].score == 1.0
 
 
 def test_prior_prefers_rare_linking_nodes(builder: EvidenceBuilder) -> None:
     ranked = builder.rank(builder.collect(["i1"], ["i3"], attributes=False), top=4)["i3"]
     scores = {e.text: e.score for e in ranked}
     # release_year=1990 has 2 facts, class=Drama 3, m.d1 3 (two films and a nationality).
-    assert scores[f"{A} and {G} share the release year 1990"] == pytest.approx(1 / math.log(4))
-    assert scores[f"{A} and {G} share the genre Drama"] == pytest.approx(1 / math.log(5))
-    assert ranked[0].text == f"{A} and {G} share the release year 1990"
+    assert scores[f"{G} shares the release year 1990 with {A}"] == pytest.approx(1 / math.log(4))
+    assert scores[f"{G} shares the genre Drama with {A}"] == pytest.approx(1 / math.log(5))
 
 
 def test_every_candidate_gets_a_list_and_unknown_items_fail(builder: EvidenceBuilder) -> None:
@@ -70,6 +76,14 @@ def test_every_candidate_gets_a_list_and_unknown_items_fail(builder: EvidenceBui
     assert ev["i6"] == []  # nothing links Alpha to Zeta
     with pytest.raises(UnknownIdError):
         builder.collect(["i1"], ["nope"])
+
+
+def test_ratings_order_the_films_named(builder: EvidenceBuilder) -> None:
+    # Drama links i3 to i1 and i5: the better rated history item is named first, with its rating.
+    ev = builder.collect(["i1", "i5"], ["i3"], attributes=False, ratings={"i1": 2.0, "i5": 5.0})["i3"]
+    drama = next(e for e in ev if e.name == "Drama")
+    assert drama.text == f"{G} shares the genre Drama with Epsilon (1995) and {A}"
+    assert [(s.item, s.rating) for s in drama.sources] == [("i5", 5.0), ("i1", 2.0)] and drama.linked == 2
 
 
 def test_nouns() -> None:
