@@ -225,7 +225,7 @@ def test_recommend_prints_explained_lists_and_draws(tmp_path: Path, capsys: pyte
     assert main(["recommend", "--data", data, "--user", "u0", "--user", "u1", "-k", "3", "--llm", "none",
                  "--show", str(tmp_path / "pics")]) == 0
     out = capsys.readouterr().out
-    assert "user u0: top 3" in out and "user u1: top 3" in out and "Recommended because" in out
+    assert "user u0: top 3" in out and "user u1: top 3" in out and "[1]" in out and "(template)" in out
     assert (tmp_path / "pics" / "user-u0-recommended.png").stat().st_size > 1000
     assert main(["recommend", "--data", data, "--user", "nobody", "--llm", "none"]) == 2
     assert "nobody" in capsys.readouterr().err

@@ -121,7 +121,8 @@ class NodeOut(BaseModel):
     key: str
     label: str
     id: str
-    name: str = Field(description="title, entity name, or a role and raw id for unnamed entities")
+    name: str = Field(description="title, entity name, or for an unnamed entity its role and films "
+                                  "(\"director of Fargo, Raising Arizona +3\")")
 
 
 class FactOut(BaseModel):
