@@ -127,8 +127,9 @@ class EvidenceBuilder:
         self.store = store
         self.popularity = dict(popularity or {})
         self._catalogue: int | None = None
-        # node → catalogue items it links: a store holds one dataset and is not changed under a builder
-        self._linked: dict[NodeRef, int] = {}
+        # (node, role) → catalogue items it links in that role: a store holds one dataset and is not
+        # changed under a builder
+        self._linked: dict[tuple[NodeRef, str], int] = {}
 
     @property
     def catalogue_items(self) -> int:
@@ -176,18 +177,19 @@ class EvidenceBuilder:
         groups = _groups(paths)
         attrs = [(node, f) for node, facts in own.items() for f in facts
                  if f.other(node).label == "Entity" and names.get(f.other(node))]
-        linked = self._linked_items({g.via for g in groups if g.via is not None} | {f.other(node) for node, f in attrs})
+        linked = self._linked_items({(g.via, g.source_noun) for g in groups if g.via is not None}
+                                    | {(f.other(node), noun(f.relation)) for node, f in attrs})
         rated = dict(ratings or {})
         drafts: dict[str, list[tuple[float, float, object]]] = {c: [] for c in candidates}
         all_facts = sorted({f for g in groups for f in g.facts} | {f for _, f in attrs})
         scores = dict(zip(all_facts, scorer(all_facts))) if scorer else {}
         for g in groups:
             best_rating = max((rated[s] for s in g.sources if s in rated), default=None)
-            n = 2 if g.via is None else linked[g.via]
+            n = 2 if g.via is None else linked[(g.via, g.source_noun)]
             info = information(g.role, linked_items=n, catalogue_items=self.catalogue_items, rating=best_rating)
             drafts[g.target].append((info, _mean(scores, g.facts), g))
         for node, f in attrs:
-            info = information(f.relation, linked_items=linked[f.other(node)],
+            info = information(f.relation, linked_items=linked[(f.other(node), noun(f.relation))],
                                catalogue_items=self.catalogue_items)
             drafts[node.id].append((info, _mean(scores, {f}), (node, f)))
         # Only statements at least as good as the top-th best can be kept (ties broken by text): render those.
@@ -266,12 +268,17 @@ class EvidenceBuilder:
         return Evidence(g.target, "path", text, facts, sources[0], score, info, g.target_noun, tuple(shown),
                         len(sources), name, g.source_noun, g.via, g.context)
 
-    def _linked_items(self, nodes: set[NodeRef]) -> dict[NodeRef, int]:
-        """How many catalogue items each node links (cached: hubs have thousands of facts)."""
-        new = sorted(nodes - self._linked.keys())
+    def _linked_items(self, keys: set[tuple[NodeRef, str]]) -> dict[tuple[NodeRef, str], int]:
+        """How many catalogue items each node links in each role (cached: hubs have thousands of facts)."""
+        new = sorted({x for x, _ in keys if (x, _) not in self._linked})
         for x, fs in self.store.incident_facts(new).items():
-            self._linked[x] = len({f.other(x) for f in fs if f.other(x).label == "Item" and f.other(x) != x})
-        return {x: self._linked[x] for x in nodes}
+            by_role: dict[str, set[NodeRef]] = defaultdict(set)
+            for f in fs:
+                if f.other(x).label == "Item" and f.other(x) != x:
+                    by_role[noun(f.relation)].add(f.other(x))
+            for r, items in by_role.items():
+                self._linked[(x, r)] = len(items)
+        return {key: self._linked.get(key, 1) for key in keys}
 
     def _prior(self, facts: Sequence[Fact]) -> list[float]:
         """Facts through rare nodes say more than facts through hubs: ``1 / log(2 + degree)`` of the

@@ -53,14 +53,16 @@ def summarise(evidence: Sequence[Evidence], *, number: Callable[[int], int] = la
     if not evidence:
         raise KerecError("summarise needs at least one evidence")
     numbered = list(enumerate(evidence, 1))
-    paths = [(n, e) for n, e in numbered if e.kind == "path"]
+    # A link every film shares (the language of the whole catalogue) says nothing: not said, where more is.
+    telling = [(n, e) for n, e in numbered if e.information > 0] or numbered
+    paths = [(n, e) for n, e in telling if e.kind == "path"]
     informative = [(n, e) for n, e in paths if not e.low]
     clauses = _clauses(informative or [(n, e) for n, e in paths if e.low])
     chosen = clauses[: 1 + MORE_CLAUSES] if informative else clauses[:2]
     texts = [_say(c, first=k == 0) for k, c in enumerate(chosen)]
     if not informative and len(chosen) < 2:  # metadata only: the candidate's own attributes may complete it
         said = {(e.role, e.name) for c in chosen for _, e in c.items}
-        for n, e in numbered:
+        for n, e in telling:
             if e.kind == "attribute" and (e.role, e.name) not in said and len(chosen) < 2:
                 chosen.append(_Clause(None, [(n, e)]))
                 texts.append(f"its {e.role} is {e.name}")
