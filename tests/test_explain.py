@@ -76,7 +76,7 @@ def test_retry_then_template_and_the_path_is_recorded(store: MemoryStore, eviden
     fallback = grounded(gen(["Bad.", "Worse [0]."]), evidence, store, {"i1"}, "i3")
     assert fallback.source == "template" and len(fallback.rejected) == 2
     # One sentence from the two most informative statements (sequel and director, kerec.kg.summary).
-    assert fallback.text == "Is the sequel of Alpha (1990), and shares the director with it [1][2]."
+    assert fallback.text == "Is the sequel of Alpha (1990), with the director in common [1][2]."
     # The fallback itself passes the check, the prose rules included.
     titles = TitleIndex({"i1": "Alpha (1990)", "i3": "Gamma (1990)"})
     assert check(fallback.text, evidence, store, {"i1"}, "i3", titles)[1] is None

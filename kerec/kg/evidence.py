@@ -146,12 +146,21 @@ class EvidenceBuilder:
                            ratings=ratings)
 
     def best(self, history: Sequence[str], candidates: Sequence[str], scorer: FactScorer | None = None, *,
-             top: int = 5, max_hops: int = 2, attributes: bool = True,
-             ratings: Mapping[str, float] | None = None) -> dict[str, list[Evidence]]:
+             top: int = 5, max_hops: int = 2, attributes: bool = True, ratings: Mapping[str, float] | None = None,
+             older: Sequence[str] = ()) -> dict[str, list[Evidence]]:
         """``rank(collect(history, candidates), scorer, top=top)``, the same result, without rendering
-        the text of statements that cannot make a candidate's top (hub entities give thousands)."""
-        return self._build(history, candidates, scorer or self._prior, top=top, max_hops=max_hops,
-                           attributes=attributes, ratings=ratings)
+        the text of statements that cannot make a candidate's top (hub entities give thousands).
+        ``older``: more history items (oldest first, all before ``history``), searched only for the
+        candidates that ``history`` links by nothing but catalogue metadata (genre, year…): a person or a
+        subject shared with a film seen long ago says more than a genre shared with last week's."""
+        scorer = scorer or self._prior
+        out = self._build(history, candidates, scorer, top=top, max_hops=max_hops, attributes=attributes,
+                          ratings=ratings)
+        thin = [c for c, ev in out.items() if not any(e.kind == "path" and not e.low for e in ev)]
+        if older and thin:
+            out.update(self._build([*older, *history], thin, scorer, top=top, max_hops=max_hops,
+                                   attributes=attributes, ratings=ratings))
+        return out
 
     def rank(self, evidence: Mapping[str, Sequence[Evidence]], scorer: FactScorer | None = None, *,
              top: int = 5) -> dict[str, list[Evidence]]:

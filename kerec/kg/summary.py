@@ -9,7 +9,9 @@ clause; the clause of the history item the most informative knowledge links (the
     "Shares the director and 2 actors with Fargo (1996), which you rated 5 [1][2][3]; also an actor with
     3 films you rated 4 or 5: Blood Simple (1984), Barton Fink (1991) and Raising Arizona (1987) [4]."
 
-A statement naming several history items (one actor in three of the user's films) is a clause of its own.
+A statement naming several history items (one actor in three of the user's films) is a clause of its own;
+a direct link leads its film's clause ("Is the sequel of Alien (1979), which you rated 5, with the director
+in common"); a link that is all the catalogue shares (information 0) is not said where anything else is.
 Only when nothing but catalogue metadata links the candidate (genre, language, country, year, content
 rating) does the sentence say that, and the candidate's own attributes may complete it: "Shares the genre
 Drama with Fargo (1996) and 2 more of your films [1]; its release year is 1996 [2]." Every clause cites the
@@ -114,10 +116,10 @@ def _say(clause: _Clause, *, first: bool) -> str:
     linked = [e for _, e in clause.items if e.via is not None]
     roles = join_words(_role_phrases(linked)) if linked else ""
     if direct:
-        said = _direct_rated(direct[0], source)
-        if said.startswith("its "):  # "its sequel is A, …, and they share the director"
-            return said + (f", and they share {roles}" if linked else "")
-        return ("" if first else "it ") + said + (f", and shares {roles} with it" if linked else "")
+        said = _direct_rated(direct[0], source)  # "is the sequel of A, which you rated 5" / "its sequel is A"
+        if not (first or said.startswith("its ")):
+            said = "it " + said
+        return said + (f", with {roles} in common" if linked else "")
     return f"{'shares ' if first else ''}{roles} with {source.title}{_rated(source)}"
 
 

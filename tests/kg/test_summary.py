@@ -144,3 +144,16 @@ def test_node_labels_and_short_titles(planted: tuple[MemoryStore, TitleIndex]) -
     assert node_labels(store, [coen], facts={coen: written})[coen] == "writer of Raising Arizona, Heat"  # id order
     assert node_labels(store, [crime], exclude={"i1", "i2", "i3", "i4", "i6"})[crime] == "genre of Casino"
     assert short_title("Big Lebowski, The (1998)") == "The Big Lebowski" and short_title("Fargo (1996)") == "Fargo"
+
+
+def test_older_history_is_searched_for_picks_linked_only_by_metadata(planted: tuple[MemoryStore, TitleIndex]) -> None:
+    store, _ = planted
+    builder = EvidenceBuilder(store, popularity=POPULARITY)
+    ratings = {"i1": 5.0, "i2": 4.0}
+    # Casino from Fargo alone: crime, drama, English. From Raising Arizona, seen earlier: the actor m.a3.
+    recent = builder.best(["i1"], ["i7", "i4"], ratings=ratings)
+    assert all(e.low for e in recent["i7"]) and not recent["i4"][0].low
+    both = builder.best(["i1"], ["i7", "i4"], ratings=ratings, older=["i2"])
+    assert both["i7"][0].via == NodeRef("Entity", "m.a3") and both["i7"][0].sources[0].item == "i2"
+    assert both["i4"] == recent["i4"]  # a pick the recent history already explains is left as it was
+    assert summarise(both["i7"]).text.startswith("Shares an actor with Raising Arizona (1987), which you rated 4 [1]")
