@@ -127,9 +127,9 @@ class EvidenceBuilder:
         self.store = store
         self.popularity = dict(popularity or {})
         self._catalogue: int | None = None
-        # (node, role) → catalogue items it links in that role: a store holds one dataset and is not
-        # changed under a builder
-        self._linked: dict[tuple[NodeRef, str], int] = {}
+        # node → role → film → the facts linking them: a store holds one dataset and is not changed under
+        # a builder, and hubs have thousands of facts
+        self._films: dict[NodeRef, dict[str, dict[str, list[Fact]]]] = {}
 
     @property
     def catalogue_items(self) -> int:
@@ -189,25 +189,32 @@ class EvidenceBuilder:
         linked = self._linked_items({(g.via, g.source_noun) for g in groups if g.via is not None}
                                     | {(f.other(node), noun(f.relation)) for node, f in attrs})
         rated = dict(ratings or {})
-        drafts: dict[str, list[tuple[float, float, object]]] = {c: [] for c in candidates}
-        all_facts = sorted({f for g in groups for f in g.facts} | {f for _, f in attrs})
-        scores = dict(zip(all_facts, scorer(all_facts))) if scorer else {}
+        infos: dict[str, list[tuple[float, object]]] = {c: [] for c in candidates}
         for g in groups:
             best_rating = max((rated[s] for s in g.sources if s in rated), default=None)
             n = 2 if g.via is None else linked[(g.via, g.source_noun)]
-            info = information(g.role, linked_items=n, catalogue_items=self.catalogue_items, rating=best_rating)
-            drafts[g.target].append((info, _mean(scores, g.facts), g))
+            infos[g.target].append((information(g.role, linked_items=n, catalogue_items=self.catalogue_items,
+                                                rating=best_rating), g))
         for node, f in attrs:
-            info = information(f.relation, linked_items=linked[(f.other(node), noun(f.relation))],
-                               catalogue_items=self.catalogue_items)
-            drafts[node.id].append((info, _mean(scores, {f}), (node, f)))
-        # Only statements at least as good as the top-th best can be kept (ties broken by text): render those.
+            infos[node.id].append((information(f.relation, linked_items=linked[(f.other(node), noun(f.relation))],
+                                               catalogue_items=self.catalogue_items), (node, f)))
+        # Information orders first, so a statement below the top-th information cannot be kept: score
+        # (the GNN's facts: the costly part) only the others, then keep the top by (information, score),
+        # ties broken by text: render those.
+        if top is not None:
+            for cand, ds in infos.items():
+                if ds:
+                    bar = heapq.nlargest(top, (d[0] for d in ds))[-1]
+                    infos[cand] = [d for d in ds if d[0] >= bar]
+        needed = sorted({f for ds in infos.values() for _, what in ds for f in _facts_of(what)})
+        scores = dict(zip(needed, scorer(needed))) if scorer else {}
         kept: dict[str, list[tuple[float, float, object]]] = {}
-        for cand, ds in drafts.items():
-            if ds and top is not None:
-                bar = heapq.nlargest(top, (d[:2] for d in ds))[-1]
-                ds = [d for d in ds if d[:2] >= bar]
-            kept[cand] = ds
+        for cand, ds in infos.items():
+            drafts = [(info, _mean(scores, _facts_of(what)), what) for info, what in ds]
+            if drafts and top is not None:
+                bar2 = heapq.nlargest(top, (d[:2] for d in drafts))[-1]
+                drafts = [d for d in drafts if d[:2] >= bar2]
+            kept[cand] = drafts
         names |= self.store.names({g.via for ds in kept.values() for _, _, g in ds
                                    if isinstance(g, _Group) and g.via is not None} - names.keys())
         need = self._list(kept, history, rated, names)
@@ -234,16 +241,12 @@ class EvidenceBuilder:
         recency = {h: n for n, h in enumerate(history)}
         groups = [d[2] for ds in kept.values() for d in ds if isinstance(d[2], _Group)]
         unnamed = {g.via for g in groups if g.via is not None and g.via.label != "Item" and not names.get(g.via)}
-        films: dict[tuple[NodeRef, str], dict[str, list[Fact]]] = defaultdict(lambda: defaultdict(list))
-        for x, fs in self.store.incident_facts(sorted(unnamed)).items():
-            for f in fs:
-                if f.other(x).label == "Item" and f.other(x) != x:
-                    films[(x, noun(f.relation))][f.other(x).id].append(f)
+        films = self._films_of(unnamed)
         need: set[NodeRef] = set()
         for g in groups:
             g.ordered = sorted(g.sources, key=lambda s: (-rated.get(s, 0.0), -recency.get(s, -1), s))
             if g.via in unnamed:
-                same_role = films[(g.via, g.source_noun)]
+                same_role = films[g.via].get(g.source_noun, {})
                 g.others = order_items(same_role.keys() - g.sources - {g.target}, [], self.popularity, LISTED)
                 g.in_role = len(same_role.keys() - {g.target})
                 shown_others = g.others[: max(LISTED - len(g.ordered[:LISTED]), 0)]
@@ -277,17 +280,20 @@ class EvidenceBuilder:
         return Evidence(g.target, "path", text, facts, sources[0], score, info, g.target_noun, tuple(shown),
                         len(sources), name, g.source_noun, g.via, g.context)
 
-    def _linked_items(self, keys: set[tuple[NodeRef, str]]) -> dict[tuple[NodeRef, str], int]:
-        """How many catalogue items each node links in each role (cached: hubs have thousands of facts)."""
-        new = sorted({x for x, _ in keys if (x, _) not in self._linked})
-        for x, fs in self.store.incident_facts(new).items():
-            by_role: dict[str, set[NodeRef]] = defaultdict(set)
+    def _films_of(self, nodes: set[NodeRef]) -> dict[NodeRef, dict[str, dict[str, list[Fact]]]]:
+        """The catalogue films each node links, by role, with the facts that link them (cached)."""
+        for x, fs in self.store.incident_facts(sorted(nodes - self._films.keys())).items():
+            by_role: dict[str, dict[str, list[Fact]]] = defaultdict(lambda: defaultdict(list))
             for f in fs:
                 if f.other(x).label == "Item" and f.other(x) != x:
-                    by_role[noun(f.relation)].add(f.other(x))
-            for r, items in by_role.items():
-                self._linked[(x, r)] = len(items)
-        return {key: self._linked.get(key, 1) for key in keys}
+                    by_role[noun(f.relation)][f.other(x).id].append(f)
+            self._films[x] = {r: dict(films) for r, films in by_role.items()}
+        return {x: self._films[x] for x in nodes}
+
+    def _linked_items(self, keys: set[tuple[NodeRef, str]]) -> dict[tuple[NodeRef, str], int]:
+        """How many catalogue films each node links in each role."""
+        films = self._films_of({x for x, _ in keys})
+        return {(x, r): max(len(films[x].get(r, ())), 1) for x, r in keys}
 
     def _prior(self, facts: Sequence[Fact]) -> list[float]:
         """Facts through rare nodes say more than facts through hubs: ``1 / log(2 + degree)`` of the
@@ -299,6 +305,11 @@ class EvidenceBuilder:
 
 def _order(e: Evidence) -> tuple[float, float, bool, str]:
     return (-e.information, -e.score, e.kind != "path", e.text)
+
+
+def _facts_of(what: object) -> set[Fact]:
+    """The route facts of a draft: a group's, or an attribute's one fact."""
+    return what.facts if isinstance(what, _Group) else {what[1]}  # type: ignore[index]
 
 
 def _mean(scores: Mapping[Fact, float], facts: set[Fact]) -> float:
