@@ -164,7 +164,7 @@ ROWS = (("share_low_information_only", "explanations resting only on genre/year/
 def report(results: dict[str, Any]) -> str:
     fmt = {"%": lambda v: "n/a" if v is None else f"{100 * v:.1f}%", "": lambda v: "n/a" if v is None else f"{v:g}"}
     b, a = results["before"]["figures"], results["after"]["figures"]
-    lines = [f"# Explanation quality: before / after\n",
+    lines = ["# Explanation quality: before / after\n",
              f"Command: `{results['command']}`  ",
              f"Commit (after): {results['commit']} (tree clean: {results['clean']}); before: {results['before']['commit']}  ",
              f"Retriever: {results['checkpoint']}; {b['explanations']} / {a['explanations']} explanations "
