@@ -61,7 +61,7 @@ COMPACT = {"data": {"prompt": "ranking-compact", "candidate_titles": False, "his
 
 def tiny_recipe(synth_dir: Path, model_dir: Path, out: Path, **sections: dict) -> Recipe:
     raw: dict = {
-        "dataset": {"path": str(synth_dir), "split": "random", "seed": 1},
+        "dataset": {"path": str(synth_dir), "split": "random", "split_seed": 1},
         "retriever": {"embedding_dim": 16, "pretrain_epochs": 0},
         "data": {"ranking_samples": 24, "explanation_samples": 4, "candidates": 8, "seed": 3},
         "llm": {"model": str(model_dir), "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,

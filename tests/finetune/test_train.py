@@ -90,7 +90,10 @@ def test_joint_training_lowers_the_loss_and_resumes_exactly(synth_dir: Path, tin
     result = finetune(recipe, progress=False)
     first = np.mean([h.loss_llm for h in result.history[:3]])
     last = np.mean([h.loss_llm for h in result.history[-3:]])
-    assert last < 0.5 * first, (first, last)
+    # A model that learns nothing stays at ~12.5. The explanation targets are now summary sentences naming
+    # several films (issue 22), on which this tiny random LLM's per-token loss levels out near 6.5 within 30
+    # steps (it halved with the old one-fact texts): "clearly lower" is 0.6x, not 0.5x.
+    assert last < 0.6 * first, (first, last)
     assert all(h.loss_r > 0 and h.loss_k > 0 for h in result.history)
     assert (tmp_path / "run" / "latest").read_text() == "step-30"
     assert (tmp_path / "run" / "step-15" / "adapter" / "adapter_model.safetensors").is_file()
