@@ -175,8 +175,8 @@ def test_the_fusion_weight_saved_in_the_checkpoint_loads_strictly(trained: tuple
     choice = FusionChoice(weight=0.3, llm="default", chosen_on="valid, 20 candidates, seed 1", valid_acc=0.5, users=12)
     path = replace(Checkpoint.load(ckpt), fusion=choice).save(tmp_path / "fused.pt")
     assert Checkpoint.load(path).fusion == choice
-    rec = Recommender.load(path, data=str(data), llm=None)
-    assert (rec.fusion_weight, rec.fusion_source) == (0.0, "default")  # no LLM: nothing to fuse
+    rec = Recommender.load(path, data=str(data), llm="none")  # "none", as on the command line
+    assert rec.llm is None and (rec.fusion_weight, rec.fusion_source) == (0.0, "default")  # no LLM: nothing to fuse
     assert rec.with_settings(fusion_weight=0.7).fusion_weight == 0.7
     raw = torch.load(path, weights_only=True)
     for bad, match in (({**choice.to_dict(), "extra": 1}, "exactly"), ({**choice.to_dict(), "weight": 1.5}, "between 0 and 1"),

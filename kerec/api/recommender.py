@@ -103,8 +103,8 @@ class Recommender:
         (:func:`kerec.paths.default_checkpoint`). ``data``: the dataset it was trained on (default: the
         embedded one); ``store``: None (an in-process store loaded here), a Bolt URI holding the same dataset,
         or a store; ``llm``: a spec for :func:`kerec.llm.load_llm` ("auto": SmolLM2-135M-Instruct on CPU, in
-        bfloat16 where the CPU computes it natively, else float32; "default": float32), an LLM, or None (GNN
-        ranking and templated explanations only).
+        bfloat16 where the CPU computes it natively, else float32; "default": float32), an LLM, or None / "none"
+        (GNN ranking and templated explanations only).
 
         ``tuned``: a ``kerec finetune`` run or step folder. Its tuned LLM ranks the candidates with the
         graph soft prompt (:class:`kerec.finetune.scoring.TunedRanker`; the history it shows is the training
@@ -124,6 +124,8 @@ class Recommender:
         if tuned is not None:
             ranker = TunedRanker.load(tuned, data=data, engine=tuned_engine, dataset=dataset,
                                       store=graph_store if isinstance(graph_store, MemoryStore) else None)
+        if llm == "none":  # as on the command line: the GNN ranking and templated explanations
+            llm = None
         spec = llm if isinstance(llm, str) else None
         if isinstance(llm, str):
             llm = load_llm(llm)
