@@ -35,9 +35,10 @@ class TrainConfig:
     reg: float = 1e-4  # L2 on the layer-0 embeddings of each batch, divided by the batch size
     negatives: int = 1
     # L_R: "bpr" (pairwise, each negative against the positive), "softmax" (sampled softmax over ``negatives``
-    # uniform negatives) or "full" (softmax over the whole recommendable catalogue; ``negatives`` unused)
+    # uniform negatives), "full" (softmax over the whole recommendable catalogue; ``negatives`` unused) or
+    # "inbatch" (softmax over the batch's positives with logQ correction: cost per batch B², not B × items)
     loss: str = "bpr"
-    temperature: float = 1.0  # softmax and full only: scores are divided by it
+    temperature: float = 1.0  # softmax, full and inbatch only: scores are divided by it
     lambda_k: float = 0.1
     lambda_a: float = 0.0  # graph–text alignment L_A (kerec model with text only)
     kg_batch_size: int = 4096
@@ -162,9 +163,37 @@ def full_softmax_loss(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, t
     return F.cross_entropy(logits, pos)
 
 
-def ranking_loss(config: TrainConfig, allowed: torch.Tensor | None = None,
+def inbatch_softmax_loss(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, log_q: torch.Tensor,
+                         temperature: float = 1.0) -> torch.Tensor:
+    r"""In-batch softmax with logQ correction (Yi et al., RecSys 2019): each row's positive against the
+    other rows' positives, every logit :math:`s(u, j)/T - \log q_j`, with :math:`q_j` item ``j``'s share of
+    the training interactions — the rate at which it turns up as another row's negative — so popular items
+    are not pushed down for being drawn often. An item repeated in the batch is not a negative of its own
+    copies. Cost per batch (B, B, d) where the full softmax pays (B, I, d): usable at any catalogue size.
+
+    Shapes: ``users``, ``pos``: (B,) long; ``log_q``: (I,) float, log of each item's share."""
+    logits = (emb.users[users] @ emb.items[pos].T) / temperature - log_q[pos].unsqueeze(0)
+    same_item = pos.unsqueeze(0) == pos.unsqueeze(1)
+    same_item.fill_diagonal_(False)
+    logits = logits.masked_fill(same_item, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(pos), device=pos.device))
+
+
+def item_log_share(train_pairs: torch.Tensor, num_items: int) -> torch.Tensor:
+    """shape: (I,) — log of each item's share of ``train_pairs`` (items never seen: the log of half a count,
+    finite; they never appear as in-batch positives)."""
+    counts = torch.bincount(train_pairs[:, 1], minlength=num_items).double().clamp(min=0.5)
+    return (counts / counts.sum()).log().float()
+
+
+def ranking_loss(config: TrainConfig, allowed: torch.Tensor | None = None, log_q: torch.Tensor | None = None,
                  ) -> Callable[[Embeddings, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """L_R as the config names it; ``allowed`` (I,) bool: the items the full softmax ranks among."""
+    """L_R as the config names it; ``allowed`` (I,) bool: the items the full softmax ranks among;
+    ``log_q`` (I,): the items' log shares for "inbatch" (:func:`item_log_share`)."""
+    if config.loss == "inbatch":
+        if log_q is None:
+            raise KerecError("the inbatch loss needs the items' training shares (log_q)")
+        return lambda emb, users, pos, neg: inbatch_softmax_loss(emb, users, pos, log_q, config.temperature)
     if config.loss == "softmax":
         return lambda emb, users, pos, neg: softmax_loss(emb, users, pos, neg, config.temperature)
     if config.loss == "full":
@@ -177,7 +206,7 @@ def _pair_scores(emb: Embeddings, users: torch.Tensor, pos: torch.Tensor, neg: t
     return (u * emb.items[pos]).sum(-1, keepdim=True), torch.einsum("bd,bkd->bk", u, emb.items[neg])
 
 
-LOSSES = ("bpr", "softmax", "full")
+LOSSES = ("bpr", "softmax", "full", "inbatch")
 
 
 def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, validate: Validator | None = None,
@@ -194,7 +223,8 @@ def train(model: Retriever, graph: TrainingGraph, config: TrainConfig, *, valida
     rng = np.random.default_rng(config.seed)
     sampler = NegativeSampler(graph.train_pairs.numpy(), graph.num_items, rng, allowed_items)
     allowed = None if allowed_items is None else torch.from_numpy(np.asarray(allowed_items, dtype=bool))
-    objective = wrap(Objective(model, ranking_loss(config, allowed)), ctx)
+    log_q = item_log_share(graph.train_pairs, graph.num_items) if config.loss == "inbatch" else None
+    objective = wrap(Objective(model, ranking_loss(config, allowed, log_q)), ctx)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = TrainState(model, config)
     stopper = EarlyStopping(config.select_metric, config.patience) if validate else None
@@ -229,7 +259,7 @@ def _epoch(objective: nn.Module, graph: TrainingGraph, config: TrainConfig, opti
     for step, chunk in enumerate(order.split(config.batch_size)):
         batch = pairs[chunk]
         # Every rank draws the same negatives and triples, then keeps its own shard.
-        if config.loss == "full":  # the whole catalogue is the negative set: nothing to draw
+        if config.loss in ("full", "inbatch"):  # the catalogue or the batch is the negative set: nothing to draw
             neg = torch.zeros(len(batch), 0, dtype=torch.long)
         else:
             neg = torch.from_numpy(sampler.sample(batch[:, 0].numpy(), config.negatives))

@@ -68,7 +68,7 @@ def test_config_rejects_unknown_keys_and_bad_values() -> None:
         TrainConfig(lr=float("nan"))
     with pytest.raises(KerecError, match="unknown retriever 'kgat'"):
         RetrieverSpec(model="kgat")
-    with pytest.raises(KerecError, match="unknown loss 'hinge'; choose one of bpr, softmax, full"):
+    with pytest.raises(KerecError, match="unknown loss 'hinge'; choose one of bpr, softmax, full, inbatch"):
         TrainConfig(loss="hinge")
     with pytest.raises(KerecError, match="temperature must be a positive number, got 0"):
         TrainConfig(loss="softmax", temperature=0)
@@ -109,7 +109,36 @@ def test_full_softmax_loss_matches_hand_computed_values() -> None:
     assert full_softmax_loss(emb, users, pos, 1.0, allowed).item() == pytest.approx(want, rel=1e-6)
 
 
-@pytest.mark.parametrize("loss", [{"loss": "softmax", "negatives": 8}, {"loss": "full", "temperature": 0.5}])
+def test_inbatch_softmax_loss_matches_hand_computed_values() -> None:
+    from kerec.gnn.models import Embeddings
+    from kerec.gnn.train import inbatch_softmax_loss, item_log_share, ranking_loss
+
+    emb = Embeddings(torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]),
+                     torch.tensor([[2.0, 1.0], [1.0, 1.0], [0.0, 0.5]]))
+    users, pos = torch.tensor([0, 1, 2]), torch.tensor([0, 2, 1])
+    # s(u, batch items 0, 2, 1): user 0 -> (2, 0, 1); user 1 -> (2, 1, 2); user 2 -> (3, 0.5, 2)
+    rows = np.array([[2, 0, 1], [2, 1, 2], [3, 0.5, 2]])
+    log_q = np.log(np.array([0.5, 0.3, 0.2]))[[0, 2, 1]]  # shares of items 0, 1, 2 in batch order
+    ce = lambda row, p: np.log(np.exp(row).sum()) - row[p]  # noqa: E731
+    for t in (1.0, 0.5):
+        logits = rows / t - log_q
+        want = np.mean([ce(logits[i], i) for i in range(3)])
+        got = inbatch_softmax_loss(emb, users, pos, torch.log(torch.tensor([0.5, 0.3, 0.2])), t)
+        assert got.item() == pytest.approx(want, rel=1e-6)
+    # An item twice in the batch is not a negative of its own copy: rows 0 and 1 both hold item 0.
+    twice = inbatch_softmax_loss(emb, users, torch.tensor([0, 0, 1]), torch.zeros(3))
+    rows = np.array([[2, 2, 1], [2, 2, 2], [3, 3, 2]])
+    want = np.mean([ce(rows[0][[0, 2]], 0), ce(rows[1][[1, 2]], 0), ce(rows[2], 2)])
+    assert twice.item() == pytest.approx(want, rel=1e-6)
+    # The shares come from the training pairs; the loss cannot run without them.
+    share = item_log_share(torch.tensor([[0, 0], [1, 0], [1, 2], [2, 0]]), 3).exp()
+    assert share.tolist() == pytest.approx([3 / 4.5, 0.5 / 4.5, 1 / 4.5], rel=1e-6)
+    with pytest.raises(KerecError, match="inbatch loss needs"):
+        ranking_loss(TrainConfig(loss="inbatch"))
+
+
+@pytest.mark.parametrize("loss", [{"loss": "softmax", "negatives": 8}, {"loss": "full", "temperature": 0.5},
+                                  {"loss": "inbatch", "temperature": 0.5}])
 def test_softmax_losses_train_and_find_the_planted_genres(synth, loss: dict) -> None:
     config = TrainConfig(epochs=40, lr=0.02, batch_size=128, patience=40, seed=3, **loss)
     model, graph, _ = train_retriever(synth, RetrieverSpec(model="kerec", embedding_dim=16, use_text=False), config,
