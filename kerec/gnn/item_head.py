@@ -34,12 +34,17 @@ from kerec.data import KerecError
 MAX_ITEMS = 20_000  # a (20k, 20k) float64 inverse takes ~3 GB and a few minutes; beyond, use no head
 
 
+def check_size(num_items: int) -> None:
+    """Refuse a catalogue the dense head cannot hold, before anything (training included) is spent on it."""
+    if num_items > MAX_ITEMS:
+        raise KerecError(f"the item–item head needs a dense {num_items:,}×{num_items:,} inverse; it supports at most "
+                         f"{MAX_ITEMS:,} items. Set model.item_head: false (CLI: --no-item-head) for this dataset")
+
+
 def item_gram(train_pairs: np.ndarray, num_users: int, num_items: int) -> Tensor:
     """shape: (I, I) float64 — ``XᵀX`` of the 0/1 training matrix (co-occurrence counts; repeated pairs count
     once). Computed once per search: :func:`ease_weights` takes it for every λ."""
-    if num_items > MAX_ITEMS:
-        raise KerecError(f"the item–item head needs a dense {num_items}×{num_items} inverse; it supports at most "
-                         f"{MAX_ITEMS:,} items. Set model.item_head: false for this dataset")
+    check_size(num_items)
     x = interaction_matrix(train_pairs, num_users, num_items).double()
     with warnings.catch_warnings():  # torch's sparse product warns that its sparse support is beta
         warnings.simplefilter("ignore", UserWarning)
@@ -96,6 +101,9 @@ class ItemHead(nn.Module):
 
     def __init__(self, *, num_items: int) -> None:
         super().__init__()
+        # The (I, I) buffer is allocated here, with the model: 40 GB at 100,000 items. Refuse at once rather
+        # than run out of memory, or train for hours and fail when the head is fitted.
+        check_size(num_items)
         self.register_buffer("weights", torch.zeros(num_items, num_items))
         self.register_buffer("mix", torch.zeros(()))
         self.register_buffer("reg", torch.zeros(()))

@@ -8,7 +8,7 @@ import torch
 
 from kerec.data import KerecError
 from kerec.gnn.checkpoint import Checkpoint
-from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, item_gram, standardised
+from kerec.gnn.item_head import HeadTerm, ItemHead, ease_weights, interaction_matrix, item_gram, standardised
 from kerec.gnn.models import Embeddings
 from kerec.gnn.train import TrainConfig
 from kerec.gnn import (RetrieverSpec, evaluate_embeddings, fit_item_head, load_retriever, make_checkpoint,
@@ -71,6 +71,9 @@ def test_head_is_refused_for_baselines_and_huge_catalogues() -> None:
         RetrieverSpec(model="bpr", item_head=True)
     with pytest.raises(KerecError, match="supports at most 20,000 items"):
         item_gram(np.array([[0, 0]]), 1, 20_001)
+    # Refused when the model is built, before its (I, I) buffer is allocated or any epoch is trained.
+    with pytest.raises(KerecError, match="100,000×100,000 inverse; it supports at most 20,000 items"):
+        ItemHead(num_items=100_000)
     with pytest.raises(KerecError, match="reg must be positive"):
         ease_weights(torch.eye(2, dtype=torch.float64), reg=0.0)
 
