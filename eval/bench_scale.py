@@ -16,9 +16,11 @@ hits a wall still reports the stages before it and which stage it died in:
   (the full catalogue's time is projected from that rate, and marked so);
 * ``train``: kerec's retriever (KG on, text input off: its encoding cost is the text stage), full-catalogue
   softmax at temperature 0.5 as ``kerec train retriever`` trains by default, where a (batch × items)
-  logit matrix fits ``--softmax-gib``; else the sampled softmax (``--negatives`` uniform negatives), and the
-  record says so. Validation on at most ``--eval-users`` users each epoch, patience 5, within ``--train-budget``
-  seconds: "converged" only if early stopping ended it;
+  logit matrix fits ``--softmax-gib``; else the in-batch softmax with logQ correction (``loss: inbatch``), and
+  the record says so; ``train_epoch_inbatch``: two epochs of the in-batch softmax at every size, for comparison. Validation on at most ``--eval-users`` users each epoch, patience 5, within ``--train-budget``
+  seconds: "converged" only if early stopping ended it. Where not even two epochs fit the budget, the epoch is
+  projected: seconds per step (forward over the whole graph, losses, backward, Adam; mean of two after a
+  warm-up) × steps per epoch, and marked "projected";
 * ``item_head``: EASE's dense inverse where :data:`kerec.gnn.item_head.MAX_ITEMS` allows (with a sweep of
   the inverse alone over leading blocks of the Gram matrix, for its growth order); above, the memory it
   would need;
@@ -40,6 +42,7 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,7 +57,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("synth", "read", "split", "ckg", "memory_store", "tensors", "bolt", "text", "train_epoch", "validation",
-          "item_head", "full_eval", "recommend_p50", "recommend_p95", "evidence_p50")
+          "train_epoch_inbatch", "item_head", "full_eval", "recommend_p50", "recommend_p95", "evidence_p50")
 
 
 class StageTimeout(Exception):
@@ -137,6 +140,35 @@ def _watch_memory(limit_gib: float, recorder: Recorder) -> None:
     threading.Thread(target=loop, daemon=True).start()
 
 
+def _step_seconds(model: object, graph: object, config: object, repeats: int = 2) -> float:
+    """Seconds of one training step (forward over the whole graph, L_R + L_reg + λ_K·L_K, backward, Adam),
+    the mean of ``repeats`` after a warm-up step: what an epoch pays ``ceil(pairs / batch)`` times."""
+    import torch
+
+    from kerec.gnn.distributed import Objective
+    from kerec.gnn.train import item_log_share, ranking_loss
+
+    allowed = torch.ones(graph.num_items, dtype=torch.bool)
+    objective = Objective(model, ranking_loss(config, allowed, item_log_share(graph.train_pairs, graph.num_items)))
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(repeats + 1):
+        batch = graph.train_pairs[torch.randint(0, len(graph.train_pairs), (config.batch_size,), generator=gen)]
+        neg = (torch.zeros(len(batch), 0, dtype=torch.long) if config.loss in ("full", "inbatch")
+               else torch.randint(0, graph.num_items, (len(batch), config.negatives), generator=gen))
+        pick = torch.randint(0, max(len(graph.kg_triples), 1), (min(config.kg_batch_size, len(graph.kg_triples)),), generator=gen)
+        corrupt = torch.randint(0, graph.num_kg_nodes, (len(pick),), generator=gen)
+        t0 = time.perf_counter()
+        loss_r, loss_reg, loss_k, loss_a, _ = objective(graph, batch[:, 0], batch[:, 1], neg, graph.kg_triples[pick], corrupt)
+        loss = loss_r + config.reg * loss_reg + config.lambda_k * loss_k + config.lambda_a * loss_a
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        times.append(time.perf_counter() - t0)
+    return float(np.mean(times[1:]))
+
+
 def run_child(args: argparse.Namespace) -> None:
     import torch
 
@@ -182,11 +214,15 @@ def run_child(args: argparse.Namespace) -> None:
         if rows > args.bolt_max_rows:
             r.update(status=f"skipped: {rows:,} rows > --bolt-max-rows {args.bolt_max_rows:,}", seconds=None)
         else:
-            server = LocalBoltServer(Path(args.work) / f"arcadedb-{args.point}", heap=args.bolt_heap)
+            root = Path(args.work) / f"arcadedb-{args.point}"
+            shutil.rmtree(root, ignore_errors=True)  # a fresh database each run: the load is what is timed
+            server = LocalBoltServer(root, heap=args.bolt_heap)
             try:
                 t0 = time.perf_counter()
-                server.start()
+                server.start(timeout=180)
                 r["start_seconds"] = time.perf_counter() - t0
+                r["server_pid"] = server._process.pid if server._process else None  # for the parent to end on a timeout
+                rec.save()
                 with open_store(server.uri, auth=server.auth, database="graph") as bolt:
                     report = bolt.load(ckg, progress=False, replace=True)
                 r.update(seconds=time.perf_counter() - t0, load_seconds=report.seconds, rows=rows,
@@ -214,35 +250,45 @@ def run_child(args: argparse.Namespace) -> None:
     logits_gib = 4096 * ds.num_items * 4 * 3 / 2**30  # logits, their softmax and gradient, float32
     config = TrainConfig(loss="full", temperature=0.5, epochs=args.max_epochs, patience=5)
     if logits_gib > args.softmax_gib:
-        config = replace(config, loss="softmax", negatives=args.negatives)
+        config = replace(config, loss="inbatch")
         rec.data["notes"].append(f"full softmax needs ~{logits_gib:.1f} GiB per batch of 4096 > --softmax-gib "
-                                 f"{args.softmax_gib}: trained with the sampled softmax, {args.negatives} uniform negatives")
-    with rec.stage("train", args.train_budget + 60) as r:
+                                 f"{args.softmax_gib}: trained with the in-batch softmax with logQ correction")
+    with rec.stage("train", args.train_budget + 120) as r:
         graph = build_graph(prepared, spec, None)
         torch.manual_seed(config.seed)
         model = _build(spec, graph)
-        valid_seconds: list[float] = []
-        deadline = time.perf_counter() + args.train_budget
+        steps = -(-len(sampled.train) // config.batch_size)
+        step = _step_seconds(model, graph, config)
+        r.update(loss=config.loss, step_seconds=step, steps_per_epoch=steps)
+        if 2 * steps * step > args.train_budget:  # not even two epochs fit: the epoch is projected from its steps
+            r.update(epoch_seconds_median=steps * step, projected=True, converged=False)
+        else:
+            valid_seconds: list[float] = []
+            deadline = time.perf_counter() + args.train_budget
 
-        def validate(emb: object) -> dict[str, float]:
-            t0 = time.perf_counter()
-            out = evaluate_embeddings(emb, prepared, "valid").metrics  # type: ignore[arg-type]
-            valid_seconds.append(time.perf_counter() - t0)
-            return out
+            def validate(emb: object) -> dict[str, float]:
+                t0 = time.perf_counter()
+                out = evaluate_embeddings(emb, prepared, "valid").metrics  # type: ignore[arg-type]
+                valid_seconds.append(time.perf_counter() - t0)
+                return out
 
-        def budget_stop(state: TrainState, _: object) -> None:
-            if time.perf_counter() > deadline:
-                state.stop = True
-                r["budget_reached"] = True
+            def budget_stop(state: TrainState, _: object) -> None:
+                if time.perf_counter() > deadline:
+                    state.stop = True
+                    r["budget_reached"] = True
 
-        state = train(model, graph, config, validate=validate, callbacks=[budget_stop], progress=False)
-        epochs = [h.seconds for h in state.history]
-        converged = not r.get("budget_reached") and len(epochs) < config.epochs
-        r.update(loss=config.loss, epochs_run=len(epochs), best_epoch=state.best_epoch, converged=converged,
-                 epoch_seconds_median=float(np.median(epochs)), validation_seconds_median=float(np.median(valid_seconds)),
-                 valid_users=len(sample), best_valid=state.best_score)
+            state = train(model, graph, config, validate=validate, callbacks=[budget_stop], progress=False)
+            epochs = [h.seconds for h in state.history]
+            r.update(epochs_run=len(epochs), best_epoch=state.best_epoch,
+                     converged=not r.get("budget_reached") and len(epochs) < config.epochs,
+                     epoch_seconds_median=float(np.median(epochs)),
+                     validation_seconds_median=float(np.median(valid_seconds)),
+                     valid_users=len(sample), best_valid=state.best_score)
     if not rec.ok("train"):
         return
+    with rec.stage("train_inbatch", budget) as r:  # the remedy's epoch at every size, from its steps
+        step = _step_seconds(_build(spec, graph), graph, replace(config, loss="inbatch"))
+        r.update(step_seconds=step, epoch_seconds_median=steps * step, projected=True)
     with rec.stage("item_head", budget) as r:
         if ds.num_items > MAX_ITEMS:
             need = 3 * 8 * ds.num_items ** 2 / 2**30
@@ -331,6 +377,7 @@ def flat(point: dict[str, object]) -> dict[str, float | None]:
     return {"synth": point.get("synth_seconds"), "read": ok("read"), "split": ok("split"), "ckg": ok("ckg"),
             "memory_store": ok("memory_store"), "tensors": ok("tensors"), "bolt": ok("bolt"), "text": ok("text"),
             "train_epoch": ok("train", "epoch_seconds_median"), "validation": ok("train", "validation_seconds_median"),
+            "train_epoch_inbatch": ok("train_inbatch", "epoch_seconds_median"),
             "item_head": ok("item_head"), "full_eval": ok("full_eval"), "recommend_p50": ok("recommend", "p50"),
             "recommend_p95": ok("recommend", "p95"), "evidence_p50": ok("evidence", "p50")}
 
@@ -364,6 +411,8 @@ def write_report(out: Path, result: dict[str, object]) -> None:
     for stage in STAGES:
         lines.append(f"| {stage} | " + " | ".join(_fmt(flat(p)[stage]) for p in points)
                      + f" | {'—' if fit[stage] is None else f'{fit[stage]:.2f}'} |")
+    lines.append("| projected (p) | " + " | ".join(", ".join(n for n, r in p.get("stages", {}).items() if r.get("projected"))
+                                               or "—" for p in points) + " | |")
     lines.append("| peak RSS (GiB) | " + " | ".join(f"{p.get('peak_rss_mib', 0) / 1024:.1f}" for p in points) + " | |")
     lines += ["", "## Per size", ""]
     for p in points:
@@ -410,6 +459,7 @@ def plot(out: Path, points: list[dict[str, object]]) -> None:
 
 
 def run_parent(args: argparse.Namespace) -> None:
+    git = _git()  # the code every size runs: commit first, then run
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -429,13 +479,19 @@ def run_parent(args: argparse.Namespace) -> None:
         except subprocess.TimeoutExpired:
             status = f"ended after --point-budget {args.point_budget} s"
         point = json.loads(record.read_text()) if record.is_file() else {"sizes": _sizes(items), "stages": {}}
+        bolt = point["stages"].get("bolt", {})
+        if bolt.get("status") == "running" and bolt.get("server_pid"):  # the child died with its server up
+            try:
+                os.kill(bolt["server_pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         point.update(synth_seconds=synth_seconds, child_status=status, child_seconds=time.perf_counter() - t0)
         if synth_seconds is None:
             point["notes"] = point.get("notes", []) + ["data reused from an earlier run (same sizes and seed)"]
         point["peak_rss_mib"] = max([r.get("peak_rss_mib", 0) for r in point["stages"].values()] or [0])
         points.append(point)
         print(f"{items:,} items: {status}; " + ", ".join(f"{k} {_fmt(v)}" for k, v in flat(point).items()), flush=True)
-        result = {"command": args.command_line, "git": _git(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        result = {"command": args.command_line, "git": git, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), torch threads {args.threads}",
                   "python": platform.python_version(), "points": points, "slopes": slopes(points)}
         (out / "results.json").write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
@@ -444,7 +500,7 @@ def run_parent(args: argparse.Namespace) -> None:
 
 
 CHILD_OPTIONS = ("work", "threads", "max_rss_gib", "stage_budget", "train_budget", "bolt_budget", "bolt_max_rows",
-                 "bolt_heap", "text_sample", "eval_users", "requests", "max_epochs", "softmax_gib", "negatives")
+                 "bolt_heap", "text_sample", "eval_users", "requests", "max_epochs", "softmax_gib")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -465,7 +521,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-users", type=int, default=5000)
     p.add_argument("--requests", type=int, default=50)
     p.add_argument("--softmax-gib", type=float, default=4.0)
-    p.add_argument("--negatives", type=int, default=100)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--point", type=int, help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
