@@ -419,6 +419,9 @@ def write_report(out: Path, result: dict[str, object]) -> None:
         s = p["sizes"]
         lines.append(f"### {s['items']:,} items, {s['users']:,} users, {s['interactions']:,} interactions, "
                      f"{s['triples']:,} triples")
+        if p.get("git") and (p["git"] != result["git"] or p.get("command") != result["command"]):
+            lines.append(f"- run by `{p['command']}` at commit {p['git']['commit']} "
+                         f"({'clean tree' if p['git']['clean'] else 'uncommitted changes'})")
         if p.get("killed"):
             lines.append(f"- **stopped**: {p['killed']}")
         if p.get("child_status"):
@@ -427,7 +430,8 @@ def write_report(out: Path, result: dict[str, object]) -> None:
             lines.append(f"- {note}")
         for name, r in p.get("stages", {}).items():
             extra = {k: v for k, v in r.items() if k not in ("status", "seconds", "peak_rss_mib")}
-            lines.append(f"- {name}: {r['status']}, {_fmt(r.get('seconds'))} s, peak {r['peak_rss_mib'] / 1024:.1f} GiB"
+            peak = f"{r['peak_rss_mib'] / 1024:.1f} GiB" if "peak_rss_mib" in r else "not recorded"
+            lines.append(f"- {name}: {r['status']}, {_fmt(r.get('seconds'))} s, peak {peak}"
                          + (f" — {json.dumps(extra, default=float)}" if extra else ""))
         lines.append("")
     (out / "table.md").write_text("\n".join(lines), encoding="utf-8")
@@ -463,7 +467,11 @@ def run_parent(args: argparse.Namespace) -> None:
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    points = []
+    points: list[dict[str, object]] = []
+    if args.keep and (out / "results.json").is_file():  # earlier sizes stay, each with the command and commit it ran at
+        old = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        points = [{"git": old["git"], "command": old["command"], **q} for q in old["points"]
+                  if q["sizes"]["items"] not in args.items]
     for items in args.items:
         data, synth_seconds = _synth(items, work)
         record = work / f"record-{items}.json"
@@ -488,8 +496,11 @@ def run_parent(args: argparse.Namespace) -> None:
         point.update(synth_seconds=synth_seconds, child_status=status, child_seconds=time.perf_counter() - t0)
         if synth_seconds is None:
             point["notes"] = point.get("notes", []) + ["data reused from an earlier run (same sizes and seed)"]
-        point["peak_rss_mib"] = max([r.get("peak_rss_mib", 0) for r in point["stages"].values()] or [0])
-        points.append(point)
+        # A stage ended by the memory guard has no peak of its own: the guard's limit is its peak.
+        peaks = [r.get("peak_rss_mib", 0) for r in point["stages"].values()]
+        point["peak_rss_mib"] = max(peaks + ([args.max_rss_gib * 1024] if point.get("killed") else []) or [0])
+        point.update(git=git, command=args.command_line)
+        points = sorted([q for q in points if q["sizes"]["items"] != items] + [point], key=lambda q: q["sizes"]["items"])
         print(f"{items:,} items: {status}; " + ", ".join(f"{k} {_fmt(v)}" for k, v in flat(point).items()), flush=True)
         result = {"command": args.command_line, "git": git, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), torch threads {args.threads}",
@@ -509,6 +520,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(ROOT / "eval" / "results" / "scale"))
     p.add_argument("--work", default="/tmp/kerec-scale", help="folder for the generated data and servers")
     p.add_argument("--threads", type=int, default=1, help="torch threads (2 shared cores here)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the sizes of --out's results.json that --items does not name (each with its own commit)")
     p.add_argument("--max-rss-gib", type=float, default=12.0, help="end a size's run above this resident memory")
     p.add_argument("--point-budget", type=int, default=2400, help="seconds for one size's child, all stages")
     p.add_argument("--stage-budget", type=int, default=600, help="seconds for one stage")
