@@ -25,8 +25,10 @@ hits a wall still reports the stages before it and which stage it died in:
   the inverse alone over leading blocks of the Gram matrix, for its growth order); above, the memory it
   would need;
 * ``full_eval``: test full ranking on at most ``--eval-users`` users (time per user, and projected to all);
-* ``recommend``: ``Recommender.recommend(user, 10)`` without an LLM (templated explanations, in-process
-  store), p50/p95 over ``--requests`` users; ``evidence``: the evidence step alone for the same users.
+* ``recommend``: ``Recommender.recommend(user, 10)`` without an LLM (templated explanations), the Recommender
+  loaded as a user loads it (``Recommender.load`` of a checkpoint saved here, with the in-process store),
+  p50/p95 over ``--requests`` users and the mean milliseconds per stage; ``evidence``:
+  ``Recommender.evidence_for`` alone (history → the GNN's top 20) for the same users.
 
 Peak memory is the child's ``ru_maxrss`` after each stage. Growth orders are least-squares slopes of
 log(seconds) against log(items) over the sizes where a stage ran (every size grows users, interactions
@@ -178,7 +180,8 @@ def run_child(args: argparse.Namespace) -> None:
     from kerec.gnn.train import TrainConfig, TrainState, train
     from kerec.kg import MemoryStore, build_ckg, open_store
     from kerec.kg.server import LocalBoltServer
-    from kerec.retriever import (Prepared, RetrieverSpec, _build, build_graph, evaluate_embeddings, fact_scorer)
+    from kerec.gnn.pipeline import Prepared, RetrieverSpec, _build, build_graph, evaluate_embeddings, make_checkpoint
+    from kerec.process import freeze_long_lived_objects
     from kerec.text import SentenceTransformerEncoder, item_texts
 
     torch.set_num_threads(args.threads)
@@ -260,6 +263,7 @@ def run_child(args: argparse.Namespace) -> None:
         steps = -(-len(sampled.train) // config.batch_size)
         step = _step_seconds(model, graph, config)
         r.update(loss=config.loss, step_seconds=step, steps_per_epoch=steps)
+        state = TrainState(model, config)
         if 2 * steps * step > args.train_budget:  # not even two epochs fit: the epoch is projected from its steps
             r.update(epoch_seconds_median=steps * step, projected=True, converged=False)
         else:
@@ -318,29 +322,28 @@ def run_child(args: argparse.Namespace) -> None:
         r.update(users=result.num_users, seconds_per_user=took / result.num_users, measured_seconds=took,
                  seconds=took * all_users / result.num_users, projected=result.num_users < all_users,
                  all_users=all_users, recall20=result.metrics.get("recall@20"))
-    recommender = Recommender(prepared, model, graph, store, None)
-    gc.freeze()  # as Recommender.load does
+    # The serving path as a user meets it: a checkpoint, loaded with the in-process store already holding the data.
+    checkpoint = make_checkpoint(model, graph, prepared, spec, config, state).save(Path(args.work) / f"retriever-{args.point}.pt")
+    recommender = Recommender.load(checkpoint, data=args.data, store=store, llm=None)
+    freeze_long_lived_objects()  # as kerec's entry points do
     asked = [ds.users.external(int(u)) for u in rng.choice(sample, size=min(args.requests + 3, len(sample)), replace=False)]
     with rec.stage("recommend", budget) as r:
         for user in asked[:3]:  # warm-up
             recommender.recommend(user, 10)
-        lat = []
+        lat, stages = [], {}
         for user in asked[3:]:
             t0 = time.perf_counter()
-            recommender.recommend(user, 10)
+            recommender.recommend(user, 10, timings=stages)
             lat.append(time.perf_counter() - t0)
-        r.update(p50=float(np.percentile(lat, 50)), p95=float(np.percentile(lat, 95)), requests=len(lat))
+        r.update(p50=float(np.percentile(lat, 50)), p95=float(np.percentile(lat, 95)), requests=len(lat),
+                 mean_ms_by_stage={k: v / len(lat) for k, v in stages.items()})
     with rec.stage("evidence", budget) as r:
-        node_index = {label: store.node_index(label) for label in ("Item", "Entity")}
         lat = []
         for user in asked[3:]:
-            u = ds.users.index(user)
             history = recommender.history(user)[-20:]
-            scores = recommender.gnn_scores(user)
-            top = [ds.items.external(int(i)) for i in np.argsort(-scores)[:20]]
-            scorer = fact_scorer(model, graph, emb, u, node_index, tensors.relations, knowledge=recommender.knowledge)
+            top = [ds.items.external(int(i)) for i in np.argsort(-recommender.gnn_scores(user))[:20]]
             t0 = time.perf_counter()
-            recommender.evidence.best(history, top, scorer, top=5)
+            recommender.evidence_for(history, top, user=user)
             lat.append(time.perf_counter() - t0)
         r.update(p50=float(np.percentile(lat, 50)), p95=float(np.percentile(lat, 95)), requests=len(lat))
     rec.data["done"] = True
