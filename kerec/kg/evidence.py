@@ -130,6 +130,10 @@ class EvidenceBuilder:
         # node → role → film → the facts linking them: a store holds one dataset and is not changed under
         # a builder, and hubs have thousands of facts
         self._films: dict[NodeRef, dict[str, dict[str, list[Fact]]]] = {}
+        # (node, role) → its films most popular first, sorted once: a hub (a language) links most of the
+        # catalogue, and re-sorting it for every statement made evidence grow with the catalogue
+        # (eval/results/scale: 154 ms p50 at 100,000 items)
+        self._ranked: dict[tuple[NodeRef, str], list[str]] = {}
 
     @property
     def catalogue_items(self) -> int:
@@ -247,8 +251,8 @@ class EvidenceBuilder:
             g.ordered = sorted(g.sources, key=lambda s: (-rated.get(s, 0.0), -recency.get(s, -1), s))
             if g.via in unnamed:
                 same_role = films[g.via].get(g.source_noun, {})
-                g.others = order_items(same_role.keys() - g.sources - {g.target}, [], self.popularity, LISTED)
-                g.in_role = len(same_role.keys() - {g.target})
+                g.others = self._most_popular(g.via, g.source_noun, same_role, g.sources | {g.target}, LISTED)
+                g.in_role = len(same_role) - (g.target in same_role)
                 shown_others = g.others[: max(LISTED - len(g.ordered[:LISTED]), 0)]
                 g.context = tuple(f for o in shown_others for f in same_role[o])
             need |= {NodeRef("Item", i) for i in g.ordered[:LISTED] + g.others[:LISTED]}
@@ -289,6 +293,21 @@ class EvidenceBuilder:
                     by_role[noun(f.relation)][f.other(x).id].append(f)
             self._films[x] = {r: dict(films) for r, films in by_role.items()}
         return {x: self._films[x] for x in nodes}
+
+    def _most_popular(self, node: NodeRef, role: str, films: Mapping[str, object], exclude: set[str],
+                      limit: int) -> list[str]:
+        """``order_items(films - exclude, [], popularity, limit)``, from the node's films in ``role`` sorted
+        once: a statement's cost no longer grows with the hub's degree."""
+        ranked = self._ranked.get((node, role))
+        if ranked is None:
+            ranked = self._ranked[(node, role)] = order_items(films.keys(), [], self.popularity)
+        out: list[str] = []
+        for item in ranked:
+            if len(out) == limit:
+                break
+            if item not in exclude:
+                out.append(item)
+        return out
 
     def _linked_items(self, keys: set[tuple[NodeRef, str]]) -> dict[tuple[NodeRef, str], int]:
         """How many catalogue films each node links in each role."""

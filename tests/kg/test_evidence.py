@@ -104,3 +104,19 @@ def test_best_equals_rank_of_collect(builder: EvidenceBuilder, top: int, scored:
     expected = builder.rank(builder.collect(history, candidates), scorer, top=top)
     assert builder.best(history, candidates, scorer, top=top) == expected
     assert builder.best([], candidates, scorer, top=top) == builder.rank(builder.collect([], candidates), scorer, top=top)
+
+
+def test_a_hubs_films_are_sorted_once_and_give_what_order_items_gives(tiny_store: MemoryStore) -> None:
+    import random
+
+    from kerec.kg.evidence import order_items
+
+    films = {f"i{n}": [] for n in range(30)}
+    popularity = {f"i{n}": float(n % 7) for n in range(30)}  # ties: item id order
+    builder = EvidenceBuilder(tiny_store, popularity=popularity)
+    hub, rng = NodeRef("Entity", "hub"), random.Random(0)
+    for _ in range(50):
+        exclude = set(rng.sample(sorted(films), rng.randint(0, 30)))
+        assert builder._most_popular(hub, "actor", films, exclude, 3) == \
+            order_items(films.keys() - exclude, [], popularity, 3)
+    assert list(builder._ranked) == [(hub, "actor")]  # one sort for the node's role, reused
