@@ -14,13 +14,14 @@ from kerec.data.history import pair_timestamps, popularity_scores, training_hist
 from kerec.errors import DataFormatError, KerecError, UnknownIdError
 from kerec.data.idmap import IdMap
 from kerec.data.kgat import is_kgat_dir, load_kgat
-from kerec.data.splits import (ColdStartSplit, Split, cold_start_split, gnn_holdout, leave_one_out, load_split,
-                               random_split, save_split, without_pairs)
+from kerec.data.splits import (ColdStartSplit, Split, cold_start_split, cold_user_holdout, gnn_holdout, leave_one_out,
+                               load_split, random_split, save_split, without_pairs)
 
 
 __all__ = [
     "Attribute", "ColdStartSplit", "DataFormatError", "Dataset", "DatasetSpec", "DEFAULT_DATASET", "FORMATS", "IdMap", "Interactions",
-    "KerecError", "Split", "UnknownIdError", "cold_start_split", "default_dataset_dir", "gnn_holdout", "leave_one_out",
+    "KerecError", "Split", "UnknownIdError", "cold_start_split", "cold_user_holdout",
+    "default_dataset_dir", "gnn_holdout", "leave_one_out",
     "load_atomic", "load_dataset", "load_kgat", "load_split", "pair_timestamps", "popularity_scores", "random_split",
     "save_split", "training_histories", "without_pairs",
 ]

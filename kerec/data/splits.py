@@ -221,3 +221,17 @@ def without_pairs(pairs: np.ndarray, drop: np.ndarray) -> np.ndarray:
         return pairs
     width = int(max(pairs[:, 1].max(initial=0), drop[:, 1].max(initial=0))) + 1
     return pairs[~np.isin(pairs[:, 0] * width + pairs[:, 1], drop[:, 0] * width + drop[:, 1])]
+
+
+def cold_user_holdout(train: np.ndarray, users: np.ndarray, *, keep: int, seed: int = 2020) -> np.ndarray:
+    """shape: (n, 2) — every training pair of ``users`` but ``keep`` of each (drawn with ``seed``), in ``train``'s
+    order: held back, these users become cold (at most ``keep`` training interactions) while their valid and
+    test pairs stay. Like :func:`gnn_holdout`'s pairs they stay masked as seen, so a model is not rewarded
+    for ranking what the user already had."""
+    if keep < 1:
+        raise KerecError(f"cold users keep at least 1 training pair each, got keep={keep}")
+    rng = np.random.default_rng([seed, 5])
+    chosen = set(np.asarray(users, dtype=np.int64).tolist())
+    held = [group[rng.permutation(group.size)[keep:]] for group in _user_groups(train[:, 0])
+            if int(train[group[0], 0]) in chosen]
+    return _take(train, held)

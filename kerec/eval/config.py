@@ -7,8 +7,9 @@ missing dataset or split folder is an error before anything is loaded):
   to ``runs/eval/<name>/``.
 * ``dataset`` (:class:`DatasetSpec`), ``seeds`` (training seeds), ``systems`` (see :data:`SYSTEMS`).
 * ``retriever`` (:class:`RetrieverSection`): the YAML every trained system starts from, plus overrides.
-* ``protocols``: any of ``full``, ``candidates``, ``explain``, ``cold_start`` (one section each;
-  a protocol runs when its section is present).
+* ``protocols``: any of ``full``, ``candidates``, ``explain``, ``cold_start``, and the regimes where knowledge
+  should matter, ``sparsity``, ``cold_users``, ``long_tail`` (one section each; a protocol runs when its
+  section is present).
 * ``llm`` (:class:`LLMSection`), ``slices`` (:class:`SlicesSection`), ``significance``
   (:class:`SignificanceSection`), ``anchors`` (:class:`AnchorsSection`), ``threads`` (torch threads per
   process), ``workers`` (retrievers trained at once, each in its own process with ``threads`` threads;
@@ -67,7 +68,7 @@ LABELS = {"random": "Random", "pop": "Pop", "bpr": "BPR-MF", "lightgcn": "LightG
           "llm-both": "LLM tuned, soft prompt + facts", "fused": "GNN + LLM fused",
           "gnn-tuned": "tuned GNN alone (finetune checkpoint)", "joint": "tuned GNN + LLM, as trained (ℓ + β·z)",
           "gnn-recency": "GNN + recency of the history, no LLM"}
-PROTOCOLS = ("full", "candidates", "explain", "cold_start")
+PROTOCOLS = ("full", "candidates", "explain", "cold_start", "sparsity", "cold_users", "long_tail")
 FULL_METRICS = ("recall", "ndcg", "hit", "mrr", "precision")
 SIGNIFICANCE_TESTS = ("auto", "wilcoxon", "ttest", "permutation")
 
@@ -140,12 +141,54 @@ class ColdStartSection:
     seeds: int = 1
 
 
+REGIME_SYSTEMS = ("pop", "ease", "lightgcn", "kerec", "kerec-no-kg", "kerec-no-text")
+
+
+@dataclass(frozen=True)
+class SparsitySection:
+    """Each user's training pairs thinned to each share in ``keep`` (drawn with the training seed, at least
+    one pair left per user; the held-back pairs stay masked as seen), valid and test unchanged; ``systems``
+    retrained per share (1.0: the full-data models) and scored on the full test split at ``ks``."""
+
+    keep: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    systems: tuple[str, ...] = REGIME_SYSTEMS
+    ks: tuple[int, ...] = (10, 20)
+    metrics: tuple[str, ...] = ("recall", "ndcg")
+
+
+@dataclass(frozen=True)
+class ColdUsersSection:
+    """A share ``users`` of the test users (drawn with ``dataset.split_seed``, the same at every training seed)
+    keep ``keep`` training pairs each, the rest held back (masked as seen); ``systems`` retrained, scored on
+    those users' test items."""
+
+    users: float = 0.2
+    keep: int = 3
+    systems: tuple[str, ...] = REGIME_SYSTEMS
+    ks: tuple[int, ...] = (10, 20)
+    metrics: tuple[str, ...] = ("recall", "ndcg")
+
+
+@dataclass(frozen=True)
+class LongTailSection:
+    """The full-data ``systems`` scored only on test items outside the ``head`` share most popular items
+    (by training interactions); every item is still ranked, users without such a test item are skipped."""
+
+    head: float = 0.2
+    systems: tuple[str, ...] = REGIME_SYSTEMS
+    ks: tuple[int, ...] = (10, 20)
+    metrics: tuple[str, ...] = ("recall", "ndcg")
+
+
 @dataclass(frozen=True)
 class ProtocolsSection:
     full: FullSection | None = None
     candidates: CandidatesSection | None = None
     explain: ExplainSection | None = None
     cold_start: ColdStartSection | None = None
+    sparsity: SparsitySection | None = None
+    cold_users: ColdUsersSection | None = None
+    long_tail: LongTailSection | None = None
 
 
 @dataclass(frozen=True)
@@ -429,8 +472,35 @@ def _check_protocols(config: EvalConfig, src: str) -> None:
         trainable = tuple(s for s in RETRIEVER_SYSTEMS if s not in UNTRAINED)
         _choices(src, "protocols.cold_start.systems", list(cold.systems), trainable)
         _at_least(src, "protocols.cold_start.seeds", cold.seeds, 1)
+    _check_regimes(prot, src)
     sig = config.significance
     _choices(src, "significance system(s)", [sig.a, sig.b], tuple(RETRIEVER_SYSTEMS))
+
+
+def _check_regimes(prot: ProtocolsSection, src: str) -> None:
+    """The sparsity, cold-user and long-tail sections: shares in range, known systems, cut-offs and metrics."""
+    for name in ("sparsity", "cold_users", "long_tail"):
+        section = getattr(prot, name)
+        if section is None:
+            continue
+        _choices(src, f"protocols.{name}.systems", list(section.systems), tuple(RETRIEVER_SYSTEMS))
+        if not section.systems or len(set(section.systems)) != len(section.systems):
+            raise EvalConfigError(f"{src}: protocols.{name}.systems must be a non-empty list of distinct systems, "
+                                  f"got {list(section.systems)}")
+        _choices(src, f"protocols.{name}.metrics", list(section.metrics), FULL_METRICS)
+        if not section.ks or min(section.ks) < 1:
+            raise EvalConfigError(f"{src}: protocols.{name}.ks must be positive cut-offs, got {list(section.ks)}")
+    if prot.sparsity is not None:
+        keep = prot.sparsity.keep
+        if not keep or any(not 0 < f <= 1 for f in keep) or len(set(keep)) != len(keep):
+            raise EvalConfigError(f"{src}: protocols.sparsity.keep must be distinct shares in (0, 1], got {list(keep)}")
+    if prot.cold_users is not None:
+        if not 0 < prot.cold_users.users <= 1:
+            raise EvalConfigError(f"{src}: protocols.cold_users.users must be a share in (0, 1], "
+                                  f"got {prot.cold_users.users}")
+        _at_least(src, "protocols.cold_users.keep", prot.cold_users.keep, 1)
+    if prot.long_tail is not None and not 0 < prot.long_tail.head < 1:
+        raise EvalConfigError(f"{src}: protocols.long_tail.head must be a share in (0, 1), got {prot.long_tail.head}")
 
 
 def check_data_paths(config: EvalConfig) -> None:

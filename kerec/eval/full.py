@@ -31,19 +31,18 @@ class FullResult:
         return {k: float(v.mean()) for k, v in self.per_user.items()}
 
 
-def held_out_users(split: object, part: str = "test") -> np.ndarray:
-    return np.unique(split.part(part)[:, 0])  # type: ignore[attr-defined]
-
-
 def _rows_of(pairs: np.ndarray, users: np.ndarray) -> np.ndarray:
     return pairs[np.isin(pairs[:, 0], users)]
 
 
-def full_ranking(trained: Trained, section: FullSection, shard: Shard, *, progress: bool = True) -> FullResult:
-    """Evaluate (or resume) one system's test full ranking; every finished batch is in ``shard``."""
+def full_ranking(trained: Trained, section: FullSection, shard: Shard, *, progress: bool = True,
+                 target: np.ndarray | None = None) -> FullResult:
+    """Evaluate (or resume) one system's test full ranking; every finished batch is in ``shard``. ``target``:
+    the (user, item) test pairs that count (default: the whole test split; a regime passes a part of it)."""
     prepared = trained.prepared
     split, ds = prepared.split, prepared.dataset
-    users = held_out_users(split)
+    target = split.test if target is None else target
+    users = np.unique(target[:, 0])
     done = shard.done_users()
     todo = [u for u in users.tolist() if u not in done]
     keys = [f"{m}@{k}" for m in section.metrics for k in sorted(section.ks)]
@@ -57,7 +56,7 @@ def full_ranking(trained: Trained, section: FullSection, shard: Shard, *, progre
         batch = np.asarray(chunk, dtype=np.int64)
         result = evaluate_full_ranking(
             lambda u: scorer(u.numpy()), num_users=ds.num_users, num_items=ds.num_items,
-            target=_rows_of(split.test, batch), exclude=[_rows_of(split.train, batch), _rows_of(split.valid, batch)],
+            target=_rows_of(target, batch), exclude=[_rows_of(split.train, batch), _rows_of(split.valid, batch)],
             ks=ks, metrics=metrics, batch_size=len(batch), keep_per_user=True)
         assert result.per_user is not None and result.users is not None
         shard.append({"users": result.users.tolist(),

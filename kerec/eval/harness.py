@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +57,8 @@ def evaluate(config: EvalConfig | str | Path, *, out: str | Path | None = None, 
         phases["training"] = time.perf_counter() - start
         torch.set_num_threads(config.threads * config.workers)  # one process from here on: all the cores
     for name, step in (("full", run.full), ("candidates", run.candidates), ("explain", run.explain),
-                       ("cold_start", run.cold_start)):
+                       ("cold_start", run.cold_start), ("sparsity", run.sparsity), ("cold_users", run.cold_users),
+                       ("long_tail", run.long_tail)):
         if getattr(config.protocols, name) is not None:
             start = time.perf_counter()
             results[name] = step()
@@ -316,34 +317,63 @@ class _Run:
 
     # ----------------------------------------------------------------------------------- cold start
     def cold_start(self) -> dict[str, Any]:
-        from kerec.eval.systems import train_key
+        from kerec.eval.full import FullResult
+        from kerec.eval.regimes import kg_gain
+        from kerec.eval.systems import Regime, train_key
         from kerec.gnn import evaluate_cold_start
 
         section = self.config.protocols.cold_start
         assert section is not None
+        regime = Regime("cold_items", section.fraction)
         out: dict[str, Any] = {"fraction": section.fraction, "systems": {}}
+        per_user: dict[tuple[str, int], FullResult] = {}
         for seed in self.config.seeds[: section.seeds]:
             for system in section.systems:
-                shard = self.shard(f"cold-{system}-seed{seed}", {"train": train_key(self.config, system, seed, section.fraction)})
+                key = {"train": train_key(self.config, system, seed, regime), "per_user": True}
+                shard = self.shard(f"cold-{system}-seed{seed}", key)
                 records = shard.records()
                 if not records:
-                    t = self.systems.get(system, seed, section.fraction)
-                    res = evaluate_cold_start(t.model, t.graph, t.prepared)
-                    shard.append({"users": [], "result": {name: {**r.metrics, "users": r.num_users} for name, r in res.items()},
+                    t = self.systems.get(system, seed, regime)
+                    res = evaluate_cold_start(t.model, t.graph, t.prepared, keep_per_user=True)
+                    model = res["model"]
+                    assert model.per_user is not None and model.users is not None
+                    shard.append({"users": model.users.tolist(),
+                                  "per_user": {k: v.tolist() for k, v in model.per_user.items()},
+                                  "result": {name: {**r.metrics, "users": r.num_users} for name, r in res.items()},
                                   "cold_items": int(t.prepared.cold.cold_items.size)})
                     records = shard.records()
-                out["systems"].setdefault(system, {})[str(seed)] = records[0]["result"]
-                out["cold_items"] = records[0]["cold_items"]
+                record = records[0]
+                per_user[(system, seed)] = FullResult(np.asarray(record["users"], dtype=np.int64),
+                                                      {k: np.asarray(v) for k, v in record["per_user"].items()},
+                                                      np.zeros(0))
+                out["systems"].setdefault(system, {})[str(seed)] = record["result"]
+                out["cold_items"] = record["cold_items"]
+        out["kg_gain"] = kg_gain(per_user, replace(self.config, seeds=self.config.seeds[: section.seeds]))
         return out
+
+    def sparsity(self) -> dict[str, Any]:
+        from kerec.eval.regimes import sparsity
+
+        return sparsity(self)
+
+    def cold_users(self) -> dict[str, Any]:
+        from kerec.eval.regimes import cold_user_regime
+
+        return cold_user_regime(self)
+
+    def long_tail(self) -> dict[str, Any]:
+        from kerec.eval.regimes import long_tail
+
+        return long_tail(self)
 
     # ------------------------------------------------------------------------------------- training
     def training(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         order = {s: n for n, s in enumerate(self.config.systems)}
         ranked = sorted(self.systems.trained.items(), key=lambda kv: (kv[0][2] is not None, order.get(kv[0][0], 99), kv[0][1]))
-        for (system, seed, cold), trained in ranked:
+        for (system, seed, regime), trained in ranked:
             if trained.record:
-                name = f"{system} (cold-start split)" if cold is not None else system
+                name = f"{system} ({regime.label})" if regime is not None else system
                 out.setdefault(name, {})[str(seed)] = {k: trained.record.get(k) for k in
                                                        ("best_epoch", "epochs_run", "seconds_per_epoch_median",
                                                         "fit_seconds", "tensorboard", "item_head")}

@@ -8,6 +8,7 @@ import yaml
 from kerec.eval.candidates import CANDIDATE_METRICS
 from kerec.eval.command import describe_code
 from kerec.eval.config import LABELS
+from kerec.eval.regime_report import regimes_of
 from kerec.metrics.stats import fmt
 
 
@@ -39,6 +40,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines += _explain(r["explain"])
     if "cold_start" in r:
         lines += _cold(r["cold_start"])
+    lines += regime_sections(r)
     lines += _training(r)
     if r.get("plots"):
         lines += ["## Plots", ""] + [f"![{name}]({path})" for name, path in r["plots"].items()] + [""]
@@ -190,14 +192,43 @@ def _cold(c: dict[str, Any]) -> list[str]:
             vals = {k: [s[name][k] for s in per_seed.values()] for k in ("recall@10", "recall@20", "ndcg@20")}
             rows.append([f"{LABELS.get(system, system)}: {name}", *(fmt(v) for v in vals.values()),
                          str(next(iter(per_seed.values()))[name]["users"])])
-    return lines + _table(["system", "recall@10", "recall@20", "ndcg@20", "users"], rows)
+    gain = [_kg_gain_table(c["kg_gain"])] if c.get("kg_gain") else []
+    return lines + _table(["system", "recall@10", "recall@20", "ndcg@20", "users"], rows) + sum(gain, [])
+
+
+def _kg_gain_table(tests: dict[str, Any]) -> list[str]:
+    return _table(["metric", "with KG", "without", "ratio", "p", "users better / worse"],
+                  [[t["metric"], f"{t['mean_a']:.4f}", f"{t['mean_b']:.4f}",
+                    f"{t['mean_a'] / t['mean_b']:.3f}" if t["mean_b"] else "–", f"{t['p_value']:.3g} ({t['test']})",
+                    f"{t['a_wins']} / {t['b_wins']}"] for t in tests.values()])
+
+
+def regime_sections(r: dict[str, Any]) -> list[str]:
+    found = regimes_of(r)
+    if not found:
+        return []
+    lines = ["## Regimes where knowledge should matter", "",
+             "Each system retrained under the regime where its training data change (every choice on that regime's "
+             "validation split), scored once on the test pairs the regime names; the KG gain is kerec (text + KG) "
+             "against kerec without KG (text kept), per-user differences averaged over seeds, then a paired test "
+             "(kerec/metrics/stats.py).", ""]
+    for title, description, res in found:
+        lines += [f"### {title[0].upper() + title[1:]}", "", description + ".", ""]
+        systems = list(res["per_seed"])
+        keys = [k for k in next(iter(res["per_seed"][systems[0]].values())) if "@" in k]
+        rows = [[LABELS.get(s, s), *(fmt([m[k] for m in res["per_seed"][s].values()]) for k in keys),
+                 str(next(iter(res["per_seed"][s].values()))["users"])] for s in systems]
+        lines += _table(["system", *keys, "users"], rows)
+        if res.get("kg_gain"):
+            lines += _kg_gain_table(res["kg_gain"])
+    return lines
 
 
 def _training(r: dict[str, Any]) -> list[str]:
     t = r.get("training") or {}
     if not t:
         return []
-    rows = [[LABELS.get(s.split(" (")[0], s) + (" (cold-start split)" if "cold" in s else ""),
+    rows = [[LABELS.get(s.split(" (")[0], s) + (f" ({s.split(' (', 1)[1]}" if " (" in s else ""),
              ", ".join((f"{v['best_epoch']}/{v['epochs_run']}" + (" ⚠ last" if v["best_epoch"] == v["epochs_run"] else ""))
                        if v["epochs_run"] else "closed form" for v in per.values()),
              f"{sum(v['seconds_per_epoch_median'] for v in per.values()) / len(per):.2f}",

@@ -1,5 +1,5 @@
 """PNG plots of an evaluation (matplotlib, Agg): metric by system, Recall@K curves, the KG gain by user
-activity, and one retrieved subgraph (drawn by :mod:`kerec.kg.show`)."""
+activity, Recall@20 against the share of training kept (sparsity), and one retrieved subgraph (drawn by :mod:`kerec.kg.show`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from kerec.eval.config import LABELS
+from kerec.eval.regime_report import GAIN_METRIC, sparsity_curve
 
 
 def _pyplot() -> Any:
@@ -37,6 +38,9 @@ def make_all(results: dict[str, Any], run: Any, out: Path) -> dict[str, str]:
     sig = results["config"]["significance"]
     if sl and sig["a"] in sl["by_bucket"] and sig["b"] in sl["by_bucket"]:
         made["KG gain by user activity"] = kg_gain(sl, sig["a"], sig["b"], out / "kg_gain_by_activity.png")
+    curve = sparsity_curve(results)
+    if curve:
+        made[f"{GAIN_METRIC} vs share of training kept"] = sparsity_plot(curve, out / "sparsity.png")
     picture = subgraph_picture(results, run, out / "subgraph.png")
     if picture:
         made["a retrieved subgraph"] = picture
@@ -90,6 +94,23 @@ def kg_gain(sl: dict[str, Any], a: str, b: str, path: Path) -> str:
     ax.set_ylabel(f"{LABELS.get(a, a)} − {LABELS.get(b, b)}")
     ax.set_title("Gain with vs without KG, by user activity")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def sparsity_plot(curve: dict[str, list[tuple[float, float, float]]], path: Path) -> str:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for system, points in curve.items():
+        keep, mean, std = (np.asarray(v) for v in zip(*points))
+        ax.errorbar(keep, mean, yerr=std, marker="o", capsize=3, label=LABELS.get(system, system))
+    ax.set_xscale("log")
+    shares = sorted({k for points in curve.values() for k, _, _ in points})
+    ax.set_xticks(shares, [f"{k:.0%}" for k in shares])
+    ax.set_xlabel("share of each user's training interactions kept")
+    ax.set_ylabel(f"test {GAIN_METRIC} (mean ± std over seeds)")
+    ax.set_title("Sparsity: where the KG should help")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return _save(fig, path)
 
 

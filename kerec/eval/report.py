@@ -13,6 +13,7 @@ import numpy as np
 
 from kerec.eval.command import code_state
 from kerec.eval.config import LABELS, RECENCY, split_sha256
+from kerec.eval.regime_report import regime_headline
 from kerec.metrics.stats import mean_std, paired_over_seeds, paired_test
 
 
@@ -193,6 +194,7 @@ def headline(results: dict[str, Any]) -> list[str]:
     weights = [f.get("weight") for f in fusion.values() if f.get("weight") is not None]
     if weights:
         lines.append(f"Fusion weight chosen on validation: {', '.join(str(w) for w in weights)} (0 = GNN alone).")
+    lines += regime_headline(results)
     cost = _cost(results)
     if cost:
         lines.append("**Cost:** " + cost)

@@ -348,11 +348,12 @@ def load_config(path: str | Path) -> tuple[RetrieverSpec, TrainConfig]:
 
 
 def evaluate_cold_start(model: Retriever, graph: TrainingGraph, prepared: Prepared, *,
-                        random_draws: int = 20) -> dict[str, RankingResult]:
+                        random_draws: int = 20, keep_per_user: bool = False) -> dict[str, RankingResult]:
     """Rank only the cold items for every user who interacted with one, from side information alone:
     the model's ID embeddings of cold items are zeroed first (on a copy), so text and KG carry the score.
-    Returns results for "model", "popularity" (training counts; all zero for cold items, so it reduces to
-    the index tie-break) and "random" (mean of ``random_draws`` seeded uniform scorings)."""
+    Returns results for "model" (with per-user values when ``keep_per_user``), "popularity" (training counts;
+    all zero for cold items, so it reduces to the index tie-break) and "random" (mean of ``random_draws``
+    seeded uniform scorings)."""
     if prepared.cold is None:
         raise KerecError("prepare(..., cold_fraction=0.1) first: this split has no cold-start slice")
     import copy
@@ -366,12 +367,12 @@ def evaluate_cold_start(model: Retriever, graph: TrainingGraph, prepared: Prepar
     with torch.no_grad():
         emb = blind(graph)
 
-    def run(score: object) -> RankingResult:
+    def run(score: object, per_user: bool = False) -> RankingResult:
         return evaluate_full_ranking(score, num_users=n_users, num_items=n_items,  # type: ignore[arg-type]
-                                     target=prepared.cold.cold_pairs, ks=(10, 20))
+                                     target=prepared.cold.cold_pairs, ks=(10, 20), keep_per_user=per_user)
 
     counts = popularity_scores(prepared.split.train, n_items)
-    out = {"model": run(_masked_scores(emb, only_cold)),
+    out = {"model": run(_masked_scores(emb, only_cold), keep_per_user),
            "popularity": run(lambda u: counts.expand(len(u), -1).masked_fill(~only_cold, float("-inf")))}
     draws = []
     for seed in range(random_draws):

@@ -155,3 +155,15 @@ def test_gnn_holdout_with_timestamps_takes_each_users_latest_pairs() -> None:
         gnn_holdout(train, fraction=0.0, when=when)
     with pytest.raises(KerecError, match="7 timestamps for 8 training pairs"):
         gnn_holdout(train, fraction=0.4, when=when[:7])
+
+
+def test_cold_user_holdout_leaves_each_chosen_user_keep_pairs_and_others_untouched() -> None:
+    from kerec.data import cold_user_holdout
+
+    train = np.array([[u, i] for u in range(4) for i in range(6)], dtype=np.int64)
+    held = cold_user_holdout(train, np.array([1, 3]), keep=2, seed=7)
+    assert sorted(np.bincount(held[:, 0], minlength=4).tolist()) == [0, 0, 4, 4]
+    assert set(held[:, 0].tolist()) == {1, 3} and len({tuple(p) for p in held.tolist()}) == 8
+    assert np.array_equal(held, cold_user_holdout(train, np.array([1, 3]), keep=2, seed=7))  # seeded
+    with pytest.raises(KerecError, match="keep at least 1"):
+        cold_user_holdout(train, np.array([1]), keep=0)
