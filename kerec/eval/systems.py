@@ -213,7 +213,8 @@ def regimes(config: EvalConfig) -> list[tuple[Regime, tuple[str, ...], tuple[int
 
 
 def trainings(config: EvalConfig) -> list[tuple[str, int, Regime | None]]:
-    """Every (system, seed, regime) the config trains, the slowest kinds first."""
+    """Every (system, seed, regime) the config trains, kerec's models (the slowest) first, the compared pair
+    (``significance.a``/``b``) first among them."""
     jobs: list[tuple[str, int, Regime | None]] = []
     for seed in config.seeds:
         jobs += [(s, seed, None) for s in config.retriever_systems if s not in UNTRAINED]
@@ -228,7 +229,9 @@ def trainings(config: EvalConfig) -> list[tuple[str, int, Regime | None]]:
         jobs += [(s, seed, regime) for seed in seeds for s in systems if s not in UNTRAINED]
     unique = list(dict.fromkeys(jobs))
     kerec = {s for s, _, _ in unique if settings(config, s)[0].model == "kerec"}
-    return sorted(unique, key=lambda job: job[0] not in kerec)  # stable: config order within
+    # the slowest first; of those, the significance pair (the KG gain) first, so a run cut short has it
+    pair = {config.significance.a, config.significance.b}
+    return sorted(unique, key=lambda job: (job[0] not in kerec, job[0] not in pair))  # stable: config order within
 
 
 def pretrain(config: EvalConfig, work: Path, *, progress: bool = True) -> None:
