@@ -25,7 +25,9 @@ def regimes_of(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
     sp = results.get("sparsity")
     if sp:
         for keep, res in sp["per_keep"].items():
-            out.append((f"{float(keep):.0%} of training", f"each user's training pairs thinned to {float(keep):.0%}", res))
+            what = (f"each user's training pairs thinned to {float(keep):.0%}" if float(keep) < 1
+                    else "the whole training split (the full-data models)")
+            out.append((f"{float(keep):.0%} of training", what, res))
     cu = results.get("cold_users")
     if cu:
         out.append(("cold users", f"{cu['users']:.0%} of the test users left with {cu['keep']} training pairs each, "
