@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from kerec.data import Split, cold_start_split, gnn_holdout, without_pairs
-from kerec.eval import evaluate_full_ranking
+from kerec.gnn import Prepared, item_text_vectors, prepare
 from kerec.gnn.item_head import ease_weights, interaction_matrix, item_gram, standardised
-from kerec.retriever import Prepared, item_text_vectors, prepare
+from kerec.metrics import evaluate_full_ranking
 
 PEOPLE = ("director", "actor", "written_by", "writer", "produced_by", "producer", "cinematograph", "sequel",
           "prequel", "subject", "production_compan")
