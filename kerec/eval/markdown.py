@@ -80,7 +80,7 @@ def _full(r: dict[str, Any]) -> list[str]:
         lines += ["### Paired test of the main claim", "",
                   f"{LABELS.get(sig[0]['a'], sig[0]['a'])} vs {LABELS.get(sig[0]['b'], sig[0]['b'])}: per-user differences "
                   f"averaged over the {sig[0]['seeds']} seed(s) (same-seed pairs), then a two-sided {sig[0]['test']} test "
-                  "over users (see kerec/eval/stats.py).", ""]
+                  "over users (see kerec/metrics/stats.py).", ""]
         lines += _table(["metric", "a", "b", "a − b", "p", "users a better / worse"],
                         [[t["metric"], f"{t['mean_a']:.4f}", f"{t['mean_b']:.4f}", f"{t['mean_diff']:+.4f}",
                           f"{t['p_value']:.3g}", f"{t['a_wins']} / {t['b_wins']}"] for t in sig])
