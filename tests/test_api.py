@@ -230,3 +230,12 @@ def test_each_llm_text_is_checked_once(rec: Recommender, monkeypatch: pytest.Mon
     with_evidence = sum(1 for r in recs if r.evidence)
     assert with_evidence and len(calls) == 2 * with_evidence  # two attempts each, one check per attempt
     assert all(r.explanation_source == "template" and len(r.rejected) == 2 for r in recs if r.evidence)
+
+
+def test_ranking_prompts_need_no_llm(rec: Recommender) -> None:
+    """Benchmarks render the ranking prompt from a Recommender without an LLM, to send it to several LLMs."""
+    [messages] = rec.ranking_prompts(["u0"])
+    text = messages[-1]["content"]
+    top = [r.title for r in rec.recommend("u0", k=rec.settings.candidates, explain=False)]
+    assert all(t in text for t in top)  # the GNN's candidates, lettered
+    assert text.index(top[0]) < text.index(top[1])  # in GNN order

@@ -58,19 +58,11 @@ class LLMRanker:
     def __init__(self, llm: LLM, dataset: Dataset, *, history_in_prompt: int, facts_in_prompt: int) -> None:
         self.llm, self.dataset = llm, dataset
         self.history_in_prompt, self.facts_in_prompt = history_in_prompt, facts_in_prompt
-        self._prompt = load_prompt("ranking")
 
     def messages(self, requests: Sequence[RankRequest]) -> list[list[dict[str, str]]]:
         """The ranking prompt of each request (for benchmarks and inspection)."""
-        title = self.dataset.item_title
-        index = self.dataset.items.index
-        out = []
-        for r in requests:
-            titles = [title(index(h)) for h in r.history[-self.history_in_prompt:]]  # oldest first, as the prompt says
-            shown = [e for c in r.candidates for e in r.evidence.get(c, ())[: self.facts_in_prompt]]
-            facts = [(str(n), e.text) for n, e in enumerate(shown, 1)]
-            out.append(self._prompt.messages(**ranking_inputs(titles, [title(index(c)) for c in r.candidates], facts)))
-        return out
+        return ranking_messages(self.dataset, requests, history_in_prompt=self.history_in_prompt,
+                                facts_in_prompt=self.facts_in_prompt)
 
     def letter_logprobs(self, requests: Sequence[RankRequest]) -> list[np.ndarray | None]:
         out: list[np.ndarray | None] = [None] * len(requests)
@@ -82,6 +74,22 @@ class LLMRanker:
             for n, row in zip(rows, logprobs):
                 out[n] = np.asarray(row, dtype=np.float64)
         return out
+
+
+def ranking_messages(dataset: Dataset, requests: Sequence[RankRequest], *, history_in_prompt: int,
+                     facts_in_prompt: int) -> list[list[dict[str, str]]]:
+    """``prompts/ranking.yaml`` filled for each request: the ``history_in_prompt`` most recent history titles
+    (oldest first, as the prompt says), the lettered candidates, each candidate's ``facts_in_prompt`` best facts
+    as numbered lines. Needs no LLM: benchmarks render prompts for several LLMs from one Recommender."""
+    prompt = load_prompt("ranking")
+    title, index = dataset.item_title, dataset.items.index
+    out = []
+    for r in requests:
+        titles = [title(index(h)) for h in r.history[-history_in_prompt:]]
+        shown = [e for c in r.candidates for e in r.evidence.get(c, ())[:facts_in_prompt]]
+        facts = [(str(n), e.text) for n, e in enumerate(shown, 1)]
+        out.append(prompt.messages(**ranking_inputs(titles, [title(index(c)) for c in r.candidates], facts)))
+    return out
 
 
 class TunedLetterRanker:

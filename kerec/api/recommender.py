@@ -31,7 +31,7 @@ import numpy as np
 
 from kerec import fusion
 from kerec.api.explainer import Explainer
-from kerec.api.rankers import LLMRanker, NoRanker, Ranker, RankRequest, TunedLetterRanker
+from kerec.api.rankers import LLMRanker, NoRanker, Ranker, RankRequest, TunedLetterRanker, ranking_messages
 from kerec.api.settings import MAX_LLM_CANDIDATES, CandidateScores, Recommendation, Settings
 from kerec.data import Dataset, load_dataset
 from kerec.data.history import training_histories
@@ -286,10 +286,10 @@ class Recommender:
 
     def ranking_prompts(self, users: Sequence[str]) -> list[list[dict[str, str]]]:
         """The ranking prompt each user's :meth:`recommend` would send to an untuned LLM (for benchmarks and
-        inspection); seen items excluded, candidates in GNN order."""
-        if not isinstance(self._ranker, LLMRanker):
-            raise KerecError("ranking prompts need an untuned LLM (load with llm=...)")
-        return self._ranker.messages([self._request(self._plan(u, 1, True, None)) for u in users])
+        inspection; no LLM needed); seen items excluded, candidates in GNN order."""
+        return ranking_messages(self.dataset, [self._request(self._plan(u, 1, True, None)) for u in users],
+                                history_in_prompt=self._settings.history_in_prompt,
+                                facts_in_prompt=self._settings.facts_in_prompt)
 
     # ------------------------------------------------------------------ steps
     def _user_index(self, user: str) -> int:
