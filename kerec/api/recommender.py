@@ -246,8 +246,8 @@ class Recommender:
             pool = self._candidate_pool(cands)
             if len(pool) > MAX_LLM_CANDIDATES:
                 raise KerecError(f"at most {MAX_LLM_CANDIDATES} candidates can be lettered, got {len(pool)}")
-            history, u, scores = self._user(user)
-            plans.append(self._with_evidence(user, u, history, [int(i) for i in pool], [], scores))
+            history, u, scores, ratings = self._user(user)
+            plans.append(self._with_evidence(user, u, history, [int(i) for i in pool], [], scores, ratings))
         self._rank(plans)
         return [CandidateScores(p.user, [self.dataset.items.external(i) for i in p.top], p.scores[p.top], p.llm)
                 for p in plans]
@@ -267,12 +267,14 @@ class Recommender:
         return self._user(user)[0]
 
     def evidence_for(self, history: Sequence[str], candidates: Sequence[str], *, user: str | None = None,
-                     profile: Sequence[str] = (), older: Sequence[str] = ()) -> dict[str, list[Evidence]]:
+                     profile: Sequence[str] = (), older: Sequence[str] = (),
+                     ratings: Mapping[str, float] | None = None) -> dict[str, list[Evidence]]:
         """Each candidate's best ``evidence_per_item`` facts linking it to ``history`` (item ids), ranked by
         information (:mod:`kerec.kg.information`, with ``user``'s ratings of the history items) and scored by
         the GNN against the taste of ``user`` plus the mean of the ``profile`` items (the degree prior with
         neither). ``older``: earlier history items, searched for the candidates ``history`` links by
-        catalogue metadata only (:meth:`kerec.kg.evidence.EvidenceBuilder.best`)."""
+        catalogue metadata only (:meth:`kerec.kg.evidence.EvidenceBuilder.best`). ``ratings``: ``user``'s
+        ratings by item id when the caller has read them already (else read from the store)."""
         retrieval = self._stages.retrieval
         vectors = []
         if user is not None:
@@ -280,7 +282,8 @@ class Recommender:
         if profile:
             vectors.append(retrieval.profile_vector(self._item_indices(profile)))
         scorer = retrieval.fact_scorer(sum(vectors[1:], vectors[0]), self._stages.node_index) if vectors else None
-        ratings = {h.item: h.rating for h in self.store.history(user)} if user is not None else {}
+        if ratings is None:
+            ratings = {h.item: h.rating for h in self.store.history(user)} if user is not None else {}
         return self._stages.evidence.best(list(history), list(candidates), scorer, top=self._settings.evidence_per_item,
                                           ratings=ratings, older=list(older))
 
@@ -310,17 +313,21 @@ class Recommender:
             raise KerecError("candidates is empty; pass None to rank the whole catalogue")
         return np.asarray(self._item_indices(list(dict.fromkeys(candidates))), dtype=np.int64)
 
-    def _user(self, user: str) -> tuple[list[str], int, np.ndarray]:
+    def _user(self, user: str) -> tuple[list[str], int, np.ndarray, dict[str, float] | None]:
+        """The user's history (item ids, oldest first), index, every item's score, and their ratings when
+        the history was read from the store (one read serves both; None: read them when needed)."""
         u = self._user_index(user)
+        ratings = None
         if self._settings.history == "train":
             history = self._train_history().get(u, [])
         else:
-            history = [h.item for h in self.store.history(user)]
+            entries = self.store.history(user)
+            history, ratings = [h.item for h in entries], {h.item: h.rating for h in entries}
         if history:
             scores = self._stages.retrieval.user_scores(u)
         else:  # a cold user: the GNN knows nothing of them; popularity, then the LLM and KG attributes
             scores = self.popularity
-        return history, u, scores
+        return history, u, scores, ratings
 
     def _train_history(self) -> dict[int, list[str]]:
         if self._train_hist is None:
@@ -333,7 +340,7 @@ class Recommender:
               clock: _StageClock | None = None) -> _Plan:
         clock = clock or _StageClock(None)
         with clock("gnn"):
-            history, u, scores = self._user(user)
+            history, u, scores, ratings = self._user(user)
         allowed = self.prepared.allowed_items.copy()
         if k > int(allowed.sum()):
             raise KerecError(f"k={k} is more than the {int(allowed.sum())} items that can be recommended")
@@ -348,13 +355,14 @@ class Recommender:
             raise KerecError(f"no item left to recommend to user {user!r} (all candidates seen or not recommendable)")
         n = min(self._settings.candidates, len(ranked))
         with clock("evidence"):
-            return self._with_evidence(user, u, history, ranked[:n], ranked[n:max(k, n)], scores)
+            return self._with_evidence(user, u, history, ranked[:n], ranked[n:max(k, n)], scores, ratings)
 
     def _with_evidence(self, user: str, u: int, history: list[str], top: list[int], rest: list[int],
-                       scores: np.ndarray) -> _Plan:
+                       scores: np.ndarray, ratings: dict[str, float] | None) -> _Plan:
         ids = [self.dataset.items.external(i) for i in top]
         recent = self._settings.history_for_evidence
-        evidence = self.evidence_for(history[-recent:], ids, user=user, older=history[-4 * recent:-recent])
+        evidence = self.evidence_for(history[-recent:], ids, user=user, older=history[-4 * recent:-recent],
+                                     ratings=ratings)
         return _Plan(user, u, history, top, rest, scores, evidence, "gnn" if history else "popularity")
 
     def _request(self, plan: _Plan) -> RankRequest:
