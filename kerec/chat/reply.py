@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kerec.chat.catalogue import Catalogue
 from kerec.explain import TitleIndex, check, citations, prose_reason
-from kerec.kg.evidence import Evidence
+from kerec.kg.evidence import Evidence, join_words
 from kerec.kg.store import GraphStore
 from kerec.kg.summary import summarise
 
@@ -97,11 +97,11 @@ def constraint_phrase(state: SessionState, catalogue: Catalogue) -> str:
     """``"like Fargo (1996); Comedy; no Horror; 1990–1999"`` — the hard constraints and liked items."""
     parts = []
     if state.liked:
-        parts.append("like " + _join([catalogue.titles[i] for i in list(state.liked)[-3:]]))
+        parts.append("like " + join_words([catalogue.titles[i] for i in list(state.liked)[-3:]]))
     if state.genres_in:
         parts.append(" and ".join(state.genres_in))
     if state.genres_out:
-        parts.append("no " + _join(state.genres_out, "or"))
+        parts.append("no " + join_words(state.genres_out, "or"))
     if state.year_min is not None and state.year_max is not None:
         parts.append(f"{state.year_min}" if state.year_min == state.year_max else f"{state.year_min}–{state.year_max}")
     elif state.year_min is not None:
@@ -112,7 +112,7 @@ def constraint_phrase(state: SessionState, catalogue: Catalogue) -> str:
         parts.append(f"not {lo}–{hi}")
     soft = [g for g, w in sorted(state.soft_genres.items(), key=lambda x: -x[1]) if w > 0][:2]
     if soft:
-        parts.append("leaning " + _join(soft, "and"))
+        parts.append("leaning " + join_words(soft, "and"))
     if state.soft_year:
         parts.append("newer" if state.soft_year > 0 else "older")
     return "; ".join(parts)
@@ -124,10 +124,10 @@ def acknowledgement(parsed: Parsed, catalogue: Catalogue) -> str:
     for polarity, verb in (("like", "you liked"), ("dislike", "you disliked"), ("exclude", "leaving out")):
         titles = [catalogue.titles[m.item] for m in parsed.mentions if m.polarity == polarity]
         if titles:
-            said.append(f"{verb} {_join(titles)}")
+            said.append(f"{verb} {join_words(titles)}")
     out = f"Noted: {'; '.join(said)}. " if said else ""
     if parsed.not_found:
-        out += f"I could not find {_join([f'“{t}”' for t in parsed.not_found], 'or')} in the catalogue. "
+        out += f"I could not find {join_words([f'“{t}”' for t in parsed.not_found], 'or')} in the catalogue. "
     return out
 
 
@@ -159,8 +159,3 @@ def question_text(catalogue: Catalogue, ack: str = "") -> str:
 def no_match_text(ack: str, state: SessionState, catalogue: Catalogue) -> str:
     return (f"{ack}Nothing in the catalogue fits all of that ({constraint_phrase(state, catalogue)}). Could you "
             "relax something — drop a genre, widen the years, or name another film you liked?")
-
-
-def _join(words: Sequence[str], last: str = "and") -> str:
-    words = list(words)
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {last} {words[-1]}"

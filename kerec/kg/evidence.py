@@ -390,6 +390,8 @@ def _title(names: Mapping[NodeRef, str | None], item: str) -> str:
     return names.get(NodeRef("Item", item)) or f"item {item}"
 
 
-def join_words(words: Sequence[str]) -> str:
-    """``[a]`` → a; ``[a, b, c]`` → "a, b and c"."""
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"
+def join_words(words: Sequence[str], last: str = "and") -> str:
+    """``[a]`` → a; ``[a, b, c]`` → "a, b and c" (``last="or"``: "a, b or c"). Explanations and chat replies
+    both list this way."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {last} {words[-1]}"
