@@ -77,7 +77,7 @@ def settings(config: EvalConfig, system: str) -> tuple[Any, Any]:
 
     spec, train = load_config(config.retriever.base) if config.retriever.base else (RetrieverSpec(), TrainConfig())
     spec = replace(spec, **config.retriever.model)
-    train = replace(train, **config.retriever.train)
+    train = replace(train, **{**config.retriever.train, **config.retriever.system_train.get(system, {})})
     return system_settings(spec, train, *RETRIEVER_SYSTEMS[system])
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kerec.gnn.graph import TrainingGraph
+from kerec.gnn.graph import TrainingGraph, propagate
 from kerec.gnn.item_head import HeadTerm, ItemHead, standardised
 
 
@@ -161,7 +161,7 @@ class KnowledgeRetriever(Retriever):
         if graph.kg_edge_index.numel() == 0 or self.kg_layers == 0:
             return h
         if self.kg_layers == 1:
-            means = (graph.kg_item_adj @ h).view(graph.num_relations, self.num_items, -1)
+            means = propagate(graph.kg_item_adj, graph.kg_item_adj_t, h).view(graph.num_relations, self.num_items, -1)
             items = (means * self.relation.weight[: graph.num_relations].unsqueeze(1)).sum(0)
             return torch.cat([(h[: self.num_items] + items) / 2, h[self.num_items:]])
         src, dst = graph.kg_edge_index
@@ -179,7 +179,7 @@ class KnowledgeRetriever(Retriever):
         x = torch.cat([self.user.weight, items])
         total = x
         for _ in range(self.num_layers):
-            x = graph.ui_adj @ x
+            x = propagate(graph.ui_adj, graph.ui_adj, x)  # symmetric: its own transpose
             total = total + x
         total = total / (self.num_layers + 1)
         head = self.head.term(graph.train_pairs, self.num_users) if self.head is not None and self.head.active else None

@@ -97,3 +97,27 @@ def test_a_config_can_start_from_a_base_key_by_key(tmp_path: Path) -> None:
     a = load_eval_config(configs / "finetune-residual.yaml", check_paths=False).to_dict()
     b = load_eval_config(configs / "finetune-residual-seed2021.yaml", check_paths=False).to_dict()
     assert {k for k in a if a[k] != b[k]} == {"name", "seeds"}
+
+
+def test_system_train_overrides_one_system_only() -> None:
+    from kerec.eval.systems import settings, train_key
+
+    config = config_from_dict(make(systems=["pop", "kerec", "lightgcn"],
+                                   retriever={"train": {"epochs": 60, "patience": 10},
+                                              "system_train": {"lightgcn": {"epochs": 400, "patience": 50}}}))
+    plain = config_from_dict(make(systems=["pop", "kerec", "lightgcn"], retriever={"train": {"epochs": 60, "patience": 10}}))
+    assert (settings(config, "lightgcn")[1].epochs, settings(config, "lightgcn")[1].patience) == (400, 50)
+    assert (settings(config, "kerec")[1].epochs, settings(config, "kerec")[1].patience) == (60, 10)
+    assert train_key(config, "kerec", 1) == train_key(plain, "kerec", 1)  # kerec's trained models stay cached
+    assert train_key(config, "lightgcn", 1) != train_key(plain, "lightgcn", 1)
+
+
+@pytest.mark.parametrize("system_train, needle", [
+    ({"lightgcm": {"epochs": 9}}, "retriever.system_train.lightgcm: 'lightgcm' is not a trained retriever system"),
+    ({"lightgcn": {"epoch": 9}}, "unknown retriever.system_train.lightgcn key(s) 'epoch'"),
+    ({"lightgcn": {"seed": 9}}, "retriever.system_train.lightgcn.seed cannot be set here"),
+    ({"lightgcn": 9}, "retriever.system_train.lightgcn must be a mapping"),
+])
+def test_system_train_mistakes_are_named(system_train: dict[str, object], needle: str) -> None:
+    with pytest.raises(EvalConfigError, match=needle.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        config_from_dict(make(systems=["pop", "kerec", "lightgcn"], retriever={"system_train": system_train}))

@@ -102,3 +102,25 @@ def test_one_kg_layer_equals_edgewise_relational_mean(tiny_graph) -> None:
             msgs = torch.stack([x[src[e]] * rel[tiny_graph.kg_edge_type[e]] for e in into.tolist()])
             expected[i] = (x[i] + msgs.mean(0)) / 2
     assert torch.allclose(model.knowledge(tiny_graph), expected, atol=1e-6)  # type: ignore[attr-defined]
+
+
+def test_propagate_gives_torch_gradients_without_transposing_each_step() -> None:
+    """kerec's sparse product uses a transpose built once; values and gradients are torch's own."""
+    import numpy as np
+    import torch
+
+    from kerec.gnn.graph import _transposed, normalized_adjacency, propagate
+
+    pairs = np.random.default_rng(0).integers(0, 30, (200, 2))
+    sym = normalized_adjacency(pairs, 30, 30)
+    rect = torch.rand(40, 60).mul(torch.rand(40, 60) < 0.2).to_sparse_csr()
+    weights = torch.randn(60, 8)
+    for a, a_t in ((sym, sym), (rect, _transposed(rect))):
+        x = torch.randn(60, 8, requires_grad=True)
+        ours = propagate(a, a_t, x)
+        (ours * weights[: ours.shape[0]]).sum().backward()
+        grad, x.grad = x.grad.clone(), None
+        theirs = a @ x
+        (theirs * weights[: theirs.shape[0]]).sum().backward()
+        assert torch.allclose(ours, theirs) and torch.allclose(grad, x.grad, atol=1e-6)
+        assert ours.grad_fn is not None and "SparseProduct" in type(ours.grad_fn).__name__
