@@ -41,6 +41,7 @@ RETRIEVER_SYSTEMS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "kerec-no-kg": ({"model": "kerec", "use_kg": False}, {}),
     "kerec-no-text": ({"model": "kerec", "use_text": False}, {}),
     "kerec-no-lk": ({"model": "kerec"}, {"lambda_k": 0.0}),
+    "kerec-social": ({"model": "kerec", "use_social": True}, {}),
 }
 UNTRAINED = ("random", "pop")
 # LLM-stage systems, scored on the 20-candidate protocol over the candidate retriever's evidence:
@@ -63,7 +64,7 @@ RECENCY = "gnn-recency"
 SYSTEMS: tuple[str, ...] = (*RETRIEVER_SYSTEMS, *LLM_SYSTEMS, FUSED, *CHECKPOINT_SYSTEMS, RECENCY)
 LABELS = {"random": "Random", "pop": "Pop", "bpr": "BPR-MF", "lightgcn": "LightGCN", "ease": "EASE (item–item, closed form)",
           "kerec": "kerec GNN (text + KG)", "kerec-no-kg": "kerec GNN without KG", "kerec-no-text": "kerec GNN without text",
-          "kerec-no-lk": "kerec GNN without L_K", "llm": "LLM (untuned, facts as text)",
+          "kerec-no-lk": "kerec GNN without L_K", "kerec-social": "kerec GNN + social links", "llm": "LLM (untuned, facts as text)",
           "llm-tuned": "LLM tuned, facts as text", "llm-soft": "LLM tuned, graph soft prompt",
           "llm-both": "LLM tuned, soft prompt + facts", "fused": "GNN + LLM fused",
           "gnn-tuned": "tuned GNN alone (finetune checkpoint)", "joint": "tuned GNN + LLM, as trained (ℓ + β·z)",

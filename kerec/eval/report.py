@@ -165,7 +165,8 @@ def headline(results: dict[str, Any]) -> list[str]:
         detail = "; ".join(f"{t['metric']} {t['mean_a']:.4f} vs {t['mean_b']:.4f} ({t['mean_diff']:+.4f}, "
                            f"{(t['mean_diff'] / t['mean_b'] * 100) if t['mean_b'] else float('nan'):+.1f}%, "
                            f"p = {t['p_value']:.3g})" for t in shown)
-        lines.append(f"**Does the KG help?** {verdict} — {LABELS.get(a, a)} vs {LABELS.get(b, b)}, test full ranking: "
+        question = "Does the KG help?" if (a, b) == ("kerec", "kerec-no-kg") else f"Does {LABELS.get(a, a)} beat {LABELS.get(b, b)}?"
+        lines.append(f"**{question}** {verdict} — {LABELS.get(a, a)} vs {LABELS.get(b, b)}, test full ranking: "
                      f"{detail}; {main['test']} test over {main['users']} users paired, {main['seeds']} seed(s)."
                      + _capped(results, (a, b)))
     lines.append(_versus_strongest(results))

@@ -85,7 +85,10 @@ def train_key(config: EvalConfig, system: str, seed: int, regime: Regime | None 
     key: dict[str, Any] = {"dataset": dataset_key(config), "system": system, "seed": seed}
     if system not in UNTRAINED:
         spec, train = settings(config, system)
-        key.update(spec=asdict(spec), train=train.to_dict())
+        spec_key = asdict(spec)
+        if not spec_key["use_social"]:  # added later: models trained before it keep their cached key
+            del spec_key["use_social"]
+        key.update(spec=spec_key, train=train.to_dict())
     if regime is not None and regime.kind == "cold_items":
         key["cold_fraction"] = regime.value  # as before regimes, so cached cold-start models stay valid
     elif regime is not None:

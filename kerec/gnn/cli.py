@@ -38,6 +38,8 @@ def _retriever_spec(args: argparse.Namespace) -> tuple[RetrieverSpec, TrainConfi
         spec = replace(spec, use_kg=False)
     if args.no_text:
         spec = replace(spec, use_text=False)
+    if args.social:
+        spec = replace(spec, use_social=True)
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "reg": args.reg,
                        "negatives": args.negatives, "loss": args.loss, "temperature": args.temperature,
                        "lambda_k": args.lambda_k, "lambda_a": args.lambda_a, "patience": args.patience, "seed": args.seed}
@@ -128,6 +130,8 @@ def add_train_parser(trainp: argparse._SubParsersAction) -> None:
     p.add_argument("--kg-layers", type=int, default=None, help="KG aggregation layers (default 1)")
     p.add_argument("--no-kg", action="store_true", help="ablation: no KG edges and no L_K")
     p.add_argument("--no-text", action="store_true", help="ablation: no item text features")
+    p.add_argument("--social", action="store_true",
+                   help="kerec only: add the dataset's friend links (.net) to the user–item graph as user–user edges")
     p.add_argument("--item-head", action=argparse.BooleanOptionalAction, default=None,
                    help="fuse the closed-form item–item head (EASE) after training, weight chosen on validation "
                         "(kerec only; default on for kerec)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from kerec.kg.ckg import SOCIAL_RELATION
 from kerec.kg.tensors import INVERSE_SUFFIX, CKGTensors
 
 
@@ -89,11 +90,19 @@ def _transposed(a: torch.Tensor) -> torch.Tensor:
         return a.to_sparse_coo().t().coalesce().to_sparse_csr()
 
 
-def normalized_adjacency(pairs: np.ndarray, num_users: int, num_items: int) -> torch.Tensor:
-    """shape: (U + I, U + I), sparse CSR — D^-1/2 A D^-1/2 of the bipartite graph of ``pairs``."""
+def normalized_adjacency(pairs: np.ndarray, num_users: int, num_items: int, *,
+                         friends: np.ndarray | None = None) -> torch.Tensor:
+    """shape: (U + I, U + I), sparse CSR — D^-1/2 A D^-1/2 of the bipartite graph of ``pairs``; with
+    ``friends`` ((S, 2) user pairs), those user–user links join the graph in both directions (the social
+    view: a user's embedding also averages their friends', as in SocialLGN/DiffNet)."""
     pairs = np.unique(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=0)
     rows = np.concatenate([pairs[:, 0], num_users + pairs[:, 1]])
     cols = np.concatenate([num_users + pairs[:, 1], pairs[:, 0]])
+    if friends is not None and len(friends):
+        links = np.unique(np.sort(np.asarray(friends, dtype=np.int64).reshape(-1, 2), axis=1), axis=0)
+        links = links[links[:, 0] != links[:, 1]]
+        rows = np.concatenate([rows, links[:, 0], links[:, 1]])
+        cols = np.concatenate([cols, links[:, 1], links[:, 0]])
     n = num_users + num_items
     degree = np.bincount(rows, minlength=n).astype(np.float64)
     inv_sqrt = np.zeros(n)
@@ -105,12 +114,23 @@ def normalized_adjacency(pairs: np.ndarray, num_users: int, num_items: int) -> t
         return coo.coalesce().to_sparse_csr()
 
 
+def social_links(tensors: CKGTensors) -> np.ndarray:
+    """shape: (S, 2) — the export's social facts as (user, user) index pairs (empty when it has none)."""
+    if SOCIAL_RELATION not in tensors.relations:
+        return np.zeros((0, 2), dtype=np.int64)
+    pick = tensors.edge_type == tensors.relations.index(SOCIAL_RELATION)
+    users = tensors.edge_index[:, pick].T.numpy() - tensors.offset("User")
+    return users[(users >= 0).all(1) & (users < tensors.num_users).all(1)]
+
+
 def build_training_graph(tensors: CKGTensors, train_pairs: np.ndarray, *,
-                         item_text: np.ndarray | None = None, use_kg: bool = True) -> TrainingGraph:
+                         item_text: np.ndarray | None = None, use_kg: bool = True,
+                         use_social: bool = False) -> TrainingGraph:
     """The training graph from a KG export (with inverse relations) and the training pairs.
 
     ``use_kg=False`` keeps the node spaces but drops every KG edge and triple (the "without KG" ablation).
-    User-side facts (user attributes, social links) are not used by the retrievers yet.
+    ``use_social=True`` adds the export's social links (``.net``) to the user–item propagation graph as
+    user–user edges; an export without them is an error. User attributes are not used by the retrievers.
     """
     if tensors.num_relations % 2 or not all(r.endswith(INVERSE_SUFFIX) for r in tensors.relations[tensors.num_relations // 2:]):
         raise ValueError("build_training_graph needs a KG export with inverse relations (to_tensors(add_inverse=True))")
@@ -126,12 +146,17 @@ def build_training_graph(tensors: CKGTensors, train_pairs: np.ndarray, *,
     text = None if item_text is None else torch.as_tensor(item_text, dtype=torch.float32)
     if text is not None and text.shape[0] != tensors.num_items:
         raise ValueError(f"item_text has {text.shape[0]} rows for {tensors.num_items} items")
+    friends = None
+    if use_social:
+        friends = social_links(tensors)
+        if not len(friends):
+            raise ValueError("use_social needs social links (a .net file) in the dataset; this one has none")
     kg_item_adj = _item_relation_adjacency(kg_edge_index, kg_edge_type, tensors.num_items, kg_nodes,
                                            tensors.num_relations)
     return TrainingGraph(
         num_users=tensors.num_users, num_items=tensors.num_items, num_entities=tensors.num_entities,
         num_relations=tensors.num_relations, train_pairs=torch.from_numpy(pairs),
-        ui_adj=normalized_adjacency(pairs, tensors.num_users, tensors.num_items),
+        ui_adj=normalized_adjacency(pairs, tensors.num_users, tensors.num_items, friends=friends),
         ui_links=_bipartite_links(pairs, tensors.num_users, tensors.num_items),
         kg_edge_index=kg_edge_index.contiguous(), kg_edge_type=kg_edge_type.contiguous(),
         kg_triples=triples.contiguous(), item_text=text,

@@ -42,12 +42,15 @@ class RetrieverSpec:
     use_kg: bool = True
     use_text: bool = True
     item_head: bool = False  # kerec only: fuse the closed-form item–item head (kerec.gnn.item_head) after training
+    use_social: bool = False  # kerec only: friends' links (.net) join the user–item propagation graph
 
     def __post_init__(self) -> None:
         if self.model not in MODELS + ("pop",):
             raise KerecError(f"unknown retriever {self.model!r}; choose one of {', '.join(MODELS + ('pop',))}")
         if self.item_head and self.model != "kerec":
             raise KerecError(f"item_head is part of kerec's retriever; the {self.model!r} baseline runs without it")
+        if self.use_social and self.model != "kerec":
+            raise KerecError(f"use_social is part of kerec's retriever; the {self.model!r} baseline runs without it")
 
 
 def default_settings(model: str = "kerec") -> tuple[RetrieverSpec, TrainConfig]:
@@ -170,8 +173,11 @@ def popularity(prepared: Prepared, part: str) -> RankingResult:
 
 
 def build_graph(prepared: Prepared, spec: RetrieverSpec, item_text: np.ndarray | None) -> TrainingGraph:
-    return build_training_graph(prepared.graph_kg, prepared.gnn_train, use_kg=spec.use_kg,
-                                item_text=item_text if spec.use_text else None)
+    try:
+        return build_training_graph(prepared.graph_kg, prepared.gnn_train, use_kg=spec.use_kg,
+                                    use_social=spec.use_social, item_text=item_text if spec.use_text else None)
+    except ValueError as exc:
+        raise KerecError(f"dataset {prepared.dataset.name!r}: {exc}") from None
 
 
 def train_retriever(prepared: Prepared, spec: RetrieverSpec, config: TrainConfig, *,

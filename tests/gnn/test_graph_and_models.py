@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from dataclasses import replace
+
 from kerec.data import Dataset
 from kerec.gnn.graph import build_training_graph, normalized_adjacency
 from kerec.gnn.models import MODELS, KnowledgeRetriever, build_model
@@ -124,3 +126,32 @@ def test_propagate_gives_torch_gradients_without_transposing_each_step() -> None
         (theirs * weights[: theirs.shape[0]]).sum().backward()
         assert torch.allclose(ours, theirs) and torch.allclose(grad, x.grad, atol=1e-6)
         assert ours.grad_fn is not None and "SparseProduct" in type(ours.grad_fn).__name__
+
+
+def test_normalized_adjacency_with_friends_known_values() -> None:
+    # user 0 — item 0; user 1 — item 0; friends 0–1 (given twice and with a self-link, counted once).
+    adj = normalized_adjacency(np.array([[0, 0], [1, 0]]), 2, 1, friends=np.array([[0, 1], [1, 0], [1, 1]])).to_dense()
+    # degrees: u0 2, u1 2, i0 2
+    expected = torch.tensor([[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    assert torch.allclose(adj, expected)
+
+
+def test_social_links_join_the_user_graph_only_when_asked(tiny: Dataset) -> None:
+    from kerec.gnn.graph import social_links
+
+    store = MemoryStore()
+    store.load(build_ckg(tiny), progress=False)
+    tensors = store.to_tensors()
+    links = social_links(tensors)
+    assert sorted(map(tuple, links.tolist())) == sorted(map(tuple, tiny.social.tolist())) and len(links)
+    pairs = tiny.interactions.pairs()
+    plain = build_training_graph(tensors, pairs).ui_adj.to_dense()
+    social = build_training_graph(tensors, pairs, use_social=True).ui_adj.to_dense()
+    for u, v in links.tolist():
+        assert plain[u, v] == 0 and social[u, v] > 0 and social[v, u] == social[u, v]
+    # items stay linked to the same users
+    assert torch.equal(plain[tiny.num_users:, : tiny.num_users] > 0, social[tiny.num_users:, : tiny.num_users] > 0)
+    lonely = MemoryStore()
+    lonely.load(build_ckg(replace(tiny, social=np.zeros((0, 2), dtype=np.int64))), progress=False)
+    with pytest.raises(ValueError, match="use_social needs social links"):
+        build_training_graph(lonely.to_tensors(), pairs, use_social=True)
