@@ -21,9 +21,9 @@ hits a wall still reports the stages before it and which stage it died in:
   seconds: "converged" only if early stopping ended it. Where not even two epochs fit the budget, the epoch is
   projected: seconds per step (forward over the whole graph, losses, backward, Adam; mean of two after a
   warm-up) × steps per epoch, and marked "projected";
-* ``item_head``: EASE's dense inverse where :data:`kerec.gnn.item_head.MAX_ITEMS` allows (with a sweep of
-  the inverse alone over leading blocks of the Gram matrix, for its growth order); above, the memory it
-  would need;
+* ``item_head``: EASE's Gram and dense inverse over all items, or above :data:`kerec.gnn.item_head.MAX_ITEMS`
+  over the head's support (the most popular MAX_ITEMS items; the share of training pairs they hold is
+  recorded), with a sweep of the inverse alone over leading blocks of the Gram matrix, for its growth order;
 * ``full_eval``: test full ranking on at most ``--eval-users`` users (time per user, and projected to all);
 * ``recommend``: ``Recommender.recommend(user, 10)`` without an LLM (templated explanations), the Recommender
   loaded as a user loads it (``Recommender.load`` of a checkpoint saved here, with the in-process store),
@@ -176,7 +176,7 @@ def run_child(args: argparse.Namespace) -> None:
 
     from kerec.api import Recommender
     from kerec.data import Split, load_dataset, random_split
-    from kerec.gnn.item_head import MAX_ITEMS, ease_weights, item_gram
+    from kerec.gnn.item_head import MAX_ITEMS, ease_weights, item_gram, on_support, popular_support
     from kerec.gnn.train import TrainConfig, TrainState, train
     from kerec.kg import MemoryStore, build_ckg, open_store
     from kerec.kg.server import LocalBoltServer
@@ -294,23 +294,23 @@ def run_child(args: argparse.Namespace) -> None:
         step = _step_seconds(_build(spec, graph), graph, replace(config, loss="inbatch"))
         r.update(step_seconds=step, epoch_seconds_median=steps * step, projected=True)
     with rec.stage("item_head", budget) as r:
-        if ds.num_items > MAX_ITEMS:
-            need = 3 * 8 * ds.num_items ** 2 / 2**30
-            r.update(status=f"refused above MAX_ITEMS={MAX_ITEMS:,}: the dense Gram, its inverse and B in float64/32 "
-                            f"need ~{need:,.0f} GiB", seconds=None, would_need_gib=need)
-        else:
-            t0 = time.perf_counter()
-            gram = item_gram(split.train, ds.num_users, ds.num_items)
-            ease_weights(gram, 400.0)
-            r["seconds"] = time.perf_counter() - t0
-            sweep = {}
-            for n in (1000, 2000, 4000, 8000):
-                if n < ds.num_items:
-                    t0 = time.perf_counter()
-                    ease_weights(gram[:n, :n].contiguous(), 400.0)
-                    sweep[n] = time.perf_counter() - t0
-            r["inverse_sweep"] = sweep
-            del gram
+        # EASE's Gram and dense inverse over all items, or above MAX_ITEMS over the most popular MAX_ITEMS (the
+        # head's support, as kerec.gnn.item_head fits it), plus a sweep of the inverse over leading blocks
+        t0 = time.perf_counter()
+        support = popular_support(split.train, ds.num_items) if ds.num_items > MAX_ITEMS else None
+        pairs = split.train if support is None else on_support(split.train, support, ds.num_items)
+        size = ds.num_items if support is None else len(support)
+        gram = item_gram(pairs, ds.num_users, size)
+        ease_weights(gram, 400.0)
+        r.update(seconds=time.perf_counter() - t0, support_items=size, support_pair_share=len(pairs) / len(split.train))
+        sweep = {}
+        for n in (1000, 2000, 4000, 8000):
+            if n < size:
+                t0 = time.perf_counter()
+                ease_weights(gram[:n, :n].contiguous(), 400.0)
+                sweep[n] = time.perf_counter() - t0
+        r["inverse_sweep"] = sweep
+        del gram
     model.eval()
     with torch.no_grad():
         emb = model(graph)

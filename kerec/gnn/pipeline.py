@@ -21,7 +21,7 @@ from kerec.metrics import RankingResult, evaluate_full_ranking
 from kerec.gnn.checkpoint import Checkpoint, versions
 from kerec.gnn.distributed import DistContext
 from kerec.gnn.graph import TrainingGraph, build_training_graph
-from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, item_gram
+from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, item_gram, on_support, popular_support
 from kerec.gnn.models import MODELS, Embeddings, KnowledgeRetriever, Retriever, build_model
 from kerec.gnn.train import TrainConfig, TensorBoardLogger, TrainState, train
 from kerec.kg import CKGTensors, MemoryStore, build_ckg
@@ -227,9 +227,15 @@ def fit_item_head(model: Retriever, graph: TrainingGraph, prepared: Prepared, *,
     model.eval()
     with torch.no_grad():
         emb = model(graph)
-    history = interaction_matrix(train_pairs, ds.num_users, ds.num_items)
-    gram = item_gram(train_pairs, ds.num_users, ds.num_items)
+    support = popular_support(train_pairs, ds.num_items, len(head.support)) if head.partial else None
+    pairs = train_pairs if support is None else on_support(train_pairs, support, ds.num_items)
+    size = ds.num_items if support is None else len(support)
+    history = interaction_matrix(pairs, ds.num_users, size)
+    gram = item_gram(pairs, ds.num_users, size)
     blank = Embeddings(torch.zeros(ds.num_users, 1), torch.zeros(ds.num_items, 1))  # scores 0: the head alone
+
+    def term(b: torch.Tensor, w: float) -> HeadTerm:
+        return HeadTerm(history, b, w, support, ds.num_items if support is not None else None)
 
     def valid(e: Embeddings) -> float:
         return float(evaluate_embeddings(e, prepared, "valid").metrics[metric])
@@ -238,14 +244,16 @@ def fit_item_head(model: Retriever, graph: TrainingGraph, prepared: Prepared, *,
     best_b, best_reg = None, 0.0
     for reg in regs:
         b = ease_weights(gram, reg)
-        alone[reg] = valid(Embeddings(blank.users, blank.items, HeadTerm(history, b, 1.0)))
+        alone[reg] = valid(Embeddings(blank.users, blank.items, term(b, 1.0)))
         if best_b is None or alone[reg] > alone[best_reg]:
             best_b, best_reg = b, reg
-    fused = {w: valid(Embeddings(emb.users, emb.items, HeadTerm(history, best_b, w)) if w > 0 else emb)
+    fused = {w: valid(Embeddings(emb.users, emb.items, term(best_b, w)) if w > 0 else emb)
              for w in sorted({0.0, *weights})}
     mix = max(fused, key=lambda w: (fused[w], -w))  # ties: the smaller weight
-    head.set(best_b, mix=mix, reg=best_reg)
+    head.set(best_b, mix=mix, reg=best_reg, support=support)
     return {"metric": metric, "reg": best_reg, "weight": mix, "valid_gnn": fused[0.0],
+            "support": None if support is None else {"items": size, "train_pairs": len(pairs),
+                                                     "pair_share": len(pairs) / max(len(train_pairs), 1)},
             "valid_head_alone": {str(r): v for r, v in alone.items()},
             "valid_fused": {str(w): v for w, v in fused.items()}, "seconds": time.perf_counter() - started}
 

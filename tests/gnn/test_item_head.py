@@ -66,16 +66,58 @@ def test_head_scores_under_inference_mode_on_an_ml100k_sized_history() -> None:
     assert torch.equal(got, expected)
 
 
-def test_head_is_refused_for_baselines_and_huge_catalogues() -> None:
+def test_head_is_refused_for_baselines_and_covers_the_popular_items_of_huge_catalogues() -> None:
     with pytest.raises(KerecError, match="item_head is part of kerec's retriever"):
         RetrieverSpec(model="bpr", item_head=True)
     with pytest.raises(KerecError, match="supports at most 20,000 items"):
         item_gram(np.array([[0, 0]]), 1, 20_001)
-    # Refused when the model is built, before its (I, I) buffer is allocated or any epoch is trained.
-    with pytest.raises(KerecError, match="100,000×100,000 inverse; it supports at most 20,000 items"):
-        ItemHead(num_items=100_000)
+    # Above 20,000 items the head's buffer is (20,000, 20,000) over a support, not (I, I): 1.6 GB, not 40 GB.
+    big = ItemHead(num_items=100_000)
+    assert big.partial and tuple(big.weights.shape) == (20_000, 20_000) and tuple(big.support.shape) == (20_000,)
+    small = ItemHead(num_items=500)
+    assert not small.partial and set(small.state_dict()) == {"weights", "mix", "reg"}  # old checkpoints' keys
+    with pytest.raises(ValueError, match="covers 20,000 of 100,000 items: give the support"):
+        big.set(torch.zeros(20_000, 20_000), mix=1.0, reg=1.0)
     with pytest.raises(KerecError, match="reg must be positive"):
         ease_weights(torch.eye(2, dtype=torch.float64), reg=0.0)
+
+
+def test_popular_support_picks_the_most_interacted_items_ties_by_index() -> None:
+    from kerec.gnn.item_head import on_support, popular_support
+
+    pairs = np.array([[0, 5], [1, 5], [2, 5], [0, 2], [1, 2], [0, 7], [1, 0], [2, 9]])  # 5: 3, 2: 2, then 0/7/9: 1
+    assert popular_support(pairs, 10, 3).tolist() == [0, 2, 5]
+    assert on_support(pairs, torch.tensor([0, 2, 5]), 10).tolist() == [[0, 2], [1, 2], [2, 2], [0, 1], [1, 1], [1, 0]]
+
+
+def test_a_head_over_a_support_scores_as_ease_over_those_items(tmp_path: Path) -> None:
+    """A catalogue larger than the head's limit: the fitted head is EASE over the most popular items, its
+    scores those items' EASE scores (0 elsewhere, before standardising), and it survives a checkpoint."""
+    from kerec.gnn.item_head import on_support, popular_support
+    from kerec.gnn.models import ItemItemOnly
+
+    prepared = prepare(str(write_synthetic(tmp_path / "data")), seed=1, linked_only=False)
+    ds, train = prepared.dataset, prepared.gnn_train
+    spec = RetrieverSpec(model="ease")
+    model, graph, state = train_retriever(prepared, spec, TrainConfig(seed=1), progress=False)
+    model.head = ItemHead(num_items=ds.num_items, max_items=20)  # 20 of the 48 items
+    search = fit_item_head(model, graph, prepared, weights=(1.0,))
+    support = popular_support(train, ds.num_items, 20)
+    assert torch.equal(model.head.support, support) and search["support"]["items"] == 20
+    reg = search["reg"]
+    b = ease_weights(item_gram(on_support(train, support, ds.num_items), ds.num_users, 20), float(reg))
+    users = torch.arange(ds.num_users)
+    raw = torch.zeros(ds.num_users, ds.num_items)
+    raw[:, support] = interaction_matrix(on_support(train, support, ds.num_items), ds.num_users, 20).to_dense() @ b
+    got = model.head.term(graph.train_pairs, ds.num_users).scores(users)
+    assert torch.allclose(got, standardised(raw), atol=1e-5) and raw[:, support].abs().sum() > 0
+    # saved and loaded with the retriever (the support is a buffer of the state_dict)
+    path = make_checkpoint(model, graph, prepared, spec, TrainConfig(seed=1), state).save(tmp_path / "ease.pt")
+    again = ItemItemOnly(num_users=ds.num_users, num_items=ds.num_items)
+    again.head = ItemHead(num_items=ds.num_items, max_items=20)
+    again.load_state_dict(Checkpoint.load(path).state_dict)
+    assert torch.equal(again.head.support, support) and torch.equal(again.head.weights, model.head.weights)
+
 
 
 @pytest.fixture(scope="module")
