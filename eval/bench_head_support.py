@@ -24,7 +24,7 @@ from kerec.eval.command import recorded_command
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="dataset folder, or \"default\" for the embedded ml-100k")
     p.add_argument("--supports", type=int, nargs="+", default=[1000, 2000, 5000])
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--out", default="eval/results/head_support")
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     from kerec.gnn.train import TrainConfig
 
     command = recorded_command("python eval/bench_head_support.py", argv)
-    prepared = prepare(args.data, seed=2020, linked_only=False)
+    prepared = prepare(None if args.data == "default" else args.data, seed=2020, linked_only=False)
     ds = prepared.dataset
     spec = RetrieverSpec(item_head=True, use_text=False)
     config = TrainConfig(loss="full", temperature=0.5, epochs=args.epochs, patience=5, seed=2020)
