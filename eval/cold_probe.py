@@ -1,6 +1,6 @@
 """Cold-item probe on validation only (issue 22): trained GNNs scoring pseudo-cold items from side information.
 
-    PYTHONPATH=. python eval/cold_probe.py --out eval/results/knowledge/cold_probe.json [--epochs 60]
+    PYTHONPATH=. python eval/cold_probe.py --out eval/results/knowledge/cold_probe.json [--epochs 60] [--kg-layers 2]
 
 The cold-start protocol's 10% cold items (seed 2020) are set aside and never read; 10% of the remaining items
 (seed 7) are held out as pseudo-cold, their train and valid pairs the targets, ranked among themselves (as in
@@ -48,13 +48,14 @@ def main() -> None:
     ap.add_argument("--split", default="eval/anchors/ml100k-recbole-split")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--kg-layers", type=int, default=None, help="KG aggregation layers (default: the config's, 1)")
     args = ap.parse_args()
     base = prepare(None, split=args.split)
     prepared, cold_items, targets = pseudo_cold(base)
     ds = prepared.dataset
     text = item_text_vectors(ds, progress=False)
     spec0, config0 = load_config("eval/configs/retriever-head.yaml")
-    spec0 = replace(spec0, item_head=False)
+    spec0 = replace(spec0, item_head=False, **({"kg_layers": args.kg_layers} if args.kg_layers is not None else {}))
     only = torch.zeros(ds.num_items, dtype=torch.bool)
     only[torch.from_numpy(cold_items)] = True
     trained_items = np.unique(prepared.split.train[:, 1])
