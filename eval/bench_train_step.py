@@ -76,13 +76,14 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     from kerec.data import load_dataset, random_split
     from kerec.gnn import Prepared, RetrieverSpec
-    from kerec.gnn.pipeline import _kg_tensors, build_graph
+    from kerec.gnn.pipeline import build_graph
+    from kerec.kg.ckg import ckg_tensors
 
     command = recorded_command("python eval/bench_train_step.py", argv)
     t0 = time.perf_counter()
     ds = load_dataset(args.data)
     split = random_split(ds, seed=2020)
-    prepared = Prepared(ds, split, _kg_tensors(ds), np.ones(ds.num_items, dtype=bool))
+    prepared = Prepared(ds, split, ckg_tensors(ds), np.ones(ds.num_items, dtype=bool))
     graph = build_graph(prepared, RetrieverSpec(use_text=False), None)
     setup = time.perf_counter() - t0
     rows = []

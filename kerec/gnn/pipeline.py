@@ -24,7 +24,7 @@ from kerec.gnn.graph import TrainingGraph, build_training_graph
 from kerec.gnn.item_head import HeadTerm, ease_weights, interaction_matrix, item_gram, on_support, popular_support
 from kerec.gnn.models import MODELS, Embeddings, KnowledgeRetriever, Retriever, build_model
 from kerec.gnn.train import TrainConfig, TensorBoardLogger, TrainState, train
-from kerec.kg import CKGTensors, MemoryStore, build_ckg
+from kerec.kg import CKGTensors, ckg_tensors
 from kerec.kg.evidence import FactScorer
 from kerec.kg.model import Fact
 
@@ -82,7 +82,7 @@ class Prepared:
 
     dataset: Dataset
     split: Split
-    graph_kg: CKGTensors  # the store's KG export; build_training_graph adds the training pairs
+    graph_kg: CKGTensors  # the KG as a store exports it (kerec.kg.ckg_tensors); build_training_graph adds the training pairs
     allowed_items: np.ndarray  # (I,) bool — items that can be recommended (all, or KG-linked only)
     linked_only: bool = False
     cold: ColdStartSplit | None = None  # with a cold-start slice: its items are outside allowed_items
@@ -132,14 +132,7 @@ def prepare(data: str | None = None, *, format: str = "auto", split: str = "rand
     if gnn_holdout_fraction is not None:
         when = pair_timestamps(ds, parts.train) if gnn_holdout_order == "latest" else None
         holdout = gnn_holdout(parts.train, fraction=gnn_holdout_fraction, seed=seed, when=when)
-    return Prepared(ds, parts, _kg_tensors(ds), allowed, linked_only, cold, holdout)
-
-
-def _kg_tensors(dataset: Dataset) -> CKGTensors:
-    """The dataset's KG as tensors, through the in-process store (the same export a Bolt store gives)."""
-    store = MemoryStore()
-    store.load(build_ckg(dataset), progress=False)
-    return store.to_tensors(add_inverse=True)
+    return Prepared(ds, parts, ckg_tensors(ds), allowed, linked_only, cold, holdout)
 
 
 def item_text_vectors(dataset: Dataset, *, model: str = "default", progress: bool = True) -> np.ndarray:
@@ -342,7 +335,7 @@ def prepare_from_checkpoint(checkpoint: Checkpoint, data: str | Dataset | None =
     if "cold_items" in checkpoint.split:
         cold = ColdStartSplit(split, checkpoint.split["cold_items"].numpy(), checkpoint.split["cold_pairs"].numpy())
     holdout = checkpoint.split["gnn_holdout"].numpy() if "gnn_holdout" in checkpoint.split else None
-    return Prepared(ds, split, kg if kg is not None else _kg_tensors(ds), allowed,
+    return Prepared(ds, split, kg if kg is not None else ckg_tensors(ds), allowed,
                     bool(checkpoint.dataset.get("linked_only")), cold, holdout)
 
 

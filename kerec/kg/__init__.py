@@ -3,7 +3,7 @@ interface (in-process memory, Bolt for Neo4j / ArcadeDB), path retrieval and ten
 """
 from __future__ import annotations
 
-from kerec.kg.ckg import CollaborativeKG, build_ckg
+from kerec.kg.ckg import CollaborativeKG, build_ckg, ckg_tensors
 from kerec.kg.errors import GraphStoreError, GraphStoreUnavailable, StoreHoldsOtherDataset, UnknownFactError
 from kerec.kg.memory import MemoryStore
 from kerec.kg.model import Fact, NodeRef, Path
@@ -13,7 +13,7 @@ from kerec.kg.tensors import CKGTensors
 __all__ = [
     "CKGTensors", "CollaborativeKG", "Fact", "GraphStore", "GraphStoreError", "GraphStoreUnavailable",
     "HistoryItem", "LoadReport", "MemoryStore", "NodeRef", "Path", "StoreHoldsOtherDataset", "StoreInfo",
-    "StoreStats", "UnknownFactError", "build_ckg", "open_store",
+    "StoreStats", "UnknownFactError", "build_ckg", "ckg_tensors", "open_store",
 ]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from kerec.data import Dataset
 from kerec.kg.model import Fact, NodeRef
+from kerec.kg.tensors import CKGTensors, edge_tensors
 
 SOCIAL_RELATION = "social"
 
@@ -97,3 +98,52 @@ def build_ckg(dataset: Dataset) -> CollaborativeKG:
                  for u, i, r, t in zip(inter.user.tolist(), inter.item.tolist(), inter.rating.tolist(), timestamps))
     return CollaborativeKG(dataset.name, dataset.fingerprint, users, items, tuple(entities), rows, unique,
                            duplicate_facts=len(facts) - len(unique))
+
+
+def ckg_tensors(dataset: Dataset, *, add_inverse: bool = True) -> CKGTensors:
+    """The tensors a store loaded with :func:`build_ckg` exports (``MemoryStore.to_tensors``), computed from
+    the dataset's arrays without building a store: the same node indices, relations and sorted edges
+    (tested equal), at a fraction of the time and memory. Training uses it; serving reads the store."""
+    num_items, kg_entities = dataset.num_items, len(dataset.entities)
+    item_of_entity = np.full(kg_entities, -1, dtype=np.int64)
+    linked = dataset.item_entity >= 0
+    item_of_entity[dataset.item_entity[linked]] = np.flatnonzero(linked)
+    unlinked = item_of_entity < 0
+    node = np.where(unlinked, num_items + np.cumsum(unlinked) - 1, item_of_entity)  # KG entity → node index
+    src, rel, dst = [node[dataset.triples[:, 0]]], [np.asarray(dataset.relations.ids, dtype=object)[dataset.triples[:, 1]]
+                                                     if len(dataset.triples) else np.zeros(0, dtype=object)], [node[dataset.triples[:, 2]]]
+    values: dict[str, int] = {}
+    first_attribute = num_items + int(unlinked.sum())
+    user_rows: list[tuple[int, str, str]] = []
+    for kind in ("item", "user"):
+        heads, names, tails = [], [], []
+        for a in dataset.attributes(kind):
+            key = f"{a.field}={a.value}"
+            if key not in values:
+                if key in dataset.entities:
+                    raise ValueError(f"attribute value {key!r} collides with a KG entity id")
+                values[key] = len(values)
+            heads.append(a.owner)
+            names.append(attribute_relation(kind, a.field))
+            tails.append(values[key])
+        if kind == "item":
+            src.append(np.asarray(heads, dtype=np.int64))
+            rel.append(np.asarray(names, dtype=object))
+            dst.append(first_attribute + np.asarray(tails, dtype=np.int64))
+        else:
+            user_rows = list(zip(heads, names, tails))
+    num_entities = int(unlinked.sum()) + len(values)
+    users0 = num_items + num_entities
+    if user_rows:
+        src.append(users0 + np.asarray([h for h, _, _ in user_rows], dtype=np.int64))
+        rel.append(np.asarray([r for _, r, _ in user_rows], dtype=object))
+        dst.append(first_attribute + np.asarray([t for _, _, t in user_rows], dtype=np.int64))
+    if len(dataset.social):
+        src.append(users0 + dataset.social[:, 0])
+        rel.append(np.full(len(dataset.social), SOCIAL_RELATION, dtype=object))
+        dst.append(users0 + dataset.social[:, 1])
+    s, d = np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64)
+    names, types = np.unique(np.concatenate(rel).astype(str), return_inverse=True)
+    facts = np.unique(np.stack([s, types.reshape(-1).astype(np.int64), d], axis=1), axis=0)  # each fact once
+    return edge_tensors(facts[:, 0], names[facts[:, 1]], facts[:, 2], num_items, num_entities, dataset.num_users,
+                        add_inverse=add_inverse)

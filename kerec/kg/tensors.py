@@ -1,7 +1,7 @@
 """Export of the collaborative KG to the tensors a GNN takes (``edge_index``, ``edge_type``)."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,19 +58,25 @@ def build_tensors(node_index: Mapping[Label, Mapping[str, int]], facts: Iterable
     offsets = {"Item": 0, "Entity": sizes["Item"], "User": sizes["Item"] + sizes["Entity"]}
     rows = [(offsets[h.label] + node_index[h.label][h.id], rel, offsets[t.label] + node_index[t.label][t.id])
             for h, rel, t in facts]
-    relations = sorted({rel for _, rel, _ in rows})
-    src = [s for s, _, _ in rows]
-    dst = [d for _, _, d in rows]
-    rel_id = {r: i for i, r in enumerate(relations)}
-    types = [rel_id[r] for _, r, _ in rows]
+    return edge_tensors(np.asarray([s for s, _, _ in rows], dtype=np.int64), [r for _, r, _ in rows],
+                        np.asarray([d for _, _, d in rows], dtype=np.int64), sizes["Item"], sizes["Entity"],
+                        sizes["User"], interactions=interactions, add_inverse=add_inverse)
+
+
+def edge_tensors(src: np.ndarray, relation: Sequence[str] | np.ndarray, dst: np.ndarray, num_items: int,
+                 num_entities: int, num_users: int, *, interactions: np.ndarray | None = None,
+                 add_inverse: bool = True) -> CKGTensors:
+    """:class:`CKGTensors` from facts already given as node indices (``src``, ``dst`` (F,) in the layout
+    above) and relation names (F,), each fact once; what :func:`build_tensors` does after looking nodes up."""
+    names, types = np.unique(np.asarray(relation, dtype=object).astype(str), return_inverse=True)
+    relations = [str(r) for r in names]  # sorted, as build_tensors always sorted them
+    s, d, t = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), types.astype(np.int64).reshape(-1)
     if interactions is not None and len(interactions):
         pairs = np.asarray(interactions, dtype=np.int64).reshape(-1, 2)
-        rel_id[INTERACTED] = len(relations)
+        s = np.concatenate([s, num_items + num_entities + pairs[:, 0]])
+        d = np.concatenate([d, pairs[:, 1]])
+        t = np.concatenate([t, np.full(len(pairs), len(relations), dtype=np.int64)])
         relations.append(INTERACTED)
-        src += (offsets["User"] + pairs[:, 0]).tolist()
-        dst += pairs[:, 1].tolist()
-        types += [rel_id[INTERACTED]] * len(pairs)
-    s, d, t = (np.asarray(x, dtype=np.int64) for x in (src, dst, types))
     if add_inverse:
         n_rel = len(relations)
         relations += [r + INVERSE_SUFFIX for r in relations]
@@ -81,5 +87,5 @@ def build_tensors(node_index: Mapping[Label, Mapping[str, int]], facts: Iterable
     return CKGTensors(
         edge_index=torch.from_numpy(np.stack([s[order], d[order]])),
         edge_type=torch.from_numpy(t[order]),
-        relations=tuple(relations), num_items=sizes["Item"], num_entities=sizes["Entity"], num_users=sizes["User"],
+        relations=tuple(relations), num_items=num_items, num_entities=num_entities, num_users=num_users,
     )
