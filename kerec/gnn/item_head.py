@@ -18,7 +18,7 @@ the GNN alone. The GNN is trained without the head (the head has no gradient-tra
 the KG fact scores stay the GNN's.
 
 Cost: ``P`` is a dense (I, I) inverse, O(I³) time and O(I²) memory: about a second for a few thousand
-items. Above :data:`MAX_ITEMS` items the head is EASE over the catalogue's ``MAX_ITEMS`` most popular
+items. Above :data:`MAX_ITEMS` (10,000) items the head is EASE over the catalogue's ``MAX_ITEMS`` most popular
 training items (its *support*; the other items get head score 0): with popularity as skewed as real
 catalogues', those items hold most interactions. On ml-100k (``eval/results/head_support/ml-100k``,
 validation NDCG@10) EASE over the 1,000 most popular of 1,682 items (96% of the training pairs) fused at
@@ -38,7 +38,10 @@ from torch import Tensor, nn
 
 from kerec.data import KerecError
 
-MAX_ITEMS = 20_000  # a (20k, 20k) float64 inverse takes ~3 GB and a few minutes: the head's largest support
+# The head's largest support. A (20k, 20k) float64 fit passed a 10 GiB memory guard (eval/results/scale) and
+# takes ~7 min per λ tried; (10k, 10k) needs ~2.4 GB and ~1 min per λ, and on a generated 10⁴-item catalogue
+# 1,000 popular items already fused as well as all 10,000 (eval/results/head_support).
+MAX_ITEMS = 10_000
 
 
 def check_size(num_items: int) -> None:
@@ -80,10 +83,13 @@ def ease_weights(gram: Tensor, reg: float) -> Tensor:
     without training interactions get zero rows and columns)."""
     if not reg > 0:
         raise KerecError(f"item head: reg must be positive, got {reg}")
-    p = torch.linalg.inv(gram + reg * torch.eye(gram.shape[0], dtype=gram.dtype))
-    b = -p / p.diagonal()
-    b.diagonal().zero_()
-    return b.float()
+    regularised = gram.clone()  # gram + λI without an (I, I) identity and a second sum: 2 fewer dense copies
+    regularised.diagonal().add_(reg)
+    p = torch.linalg.inv(regularised)
+    del regularised
+    p.div_(-p.diagonal().clone())  # B = -P / diag(P), in place
+    p.diagonal().zero_()
+    return p.float()
 
 
 def interaction_matrix(train_pairs: np.ndarray | Tensor, num_users: int, num_items: int) -> Tensor:

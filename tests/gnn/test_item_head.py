@@ -69,15 +69,15 @@ def test_head_scores_under_inference_mode_on_an_ml100k_sized_history() -> None:
 def test_head_is_refused_for_baselines_and_covers_the_popular_items_of_huge_catalogues() -> None:
     with pytest.raises(KerecError, match="item_head is part of kerec's retriever"):
         RetrieverSpec(model="bpr", item_head=True)
-    with pytest.raises(KerecError, match="supports at most 20,000 items"):
-        item_gram(np.array([[0, 0]]), 1, 20_001)
-    # Above 20,000 items the head's buffer is (20,000, 20,000) over a support, not (I, I): 1.6 GB, not 40 GB.
+    with pytest.raises(KerecError, match="supports at most 10,000 items"):
+        item_gram(np.array([[0, 0]]), 1, 10_001)
+    # Above 10,000 items the head's buffer is (10,000, 10,000) over a support, not (I, I): 0.4 GB, not 40 GB.
     big = ItemHead(num_items=100_000)
-    assert big.partial and tuple(big.weights.shape) == (20_000, 20_000) and tuple(big.support.shape) == (20_000,)
+    assert big.partial and tuple(big.weights.shape) == (10_000, 10_000) and tuple(big.support.shape) == (10_000,)
     small = ItemHead(num_items=500)
     assert not small.partial and set(small.state_dict()) == {"weights", "mix", "reg"}  # old checkpoints' keys
-    with pytest.raises(ValueError, match="covers 20,000 of 100,000 items: give the support"):
-        big.set(torch.zeros(20_000, 20_000), mix=1.0, reg=1.0)
+    with pytest.raises(ValueError, match="covers 10,000 of 100,000 items: give the support"):
+        big.set(torch.zeros(10_000, 10_000), mix=1.0, reg=1.0)
     with pytest.raises(KerecError, match="reg must be positive"):
         ease_weights(torch.eye(2, dtype=torch.float64), reg=0.0)
 
