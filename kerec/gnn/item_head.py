@@ -119,6 +119,10 @@ class HeadTerm:
     support: Tensor | None = None
     num_items: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.support is not None and self.num_items is None:
+            raise ValueError("a head over a support needs num_items, the size of the catalogue it scores")
+
     def scores(self, users: Tensor) -> Tensor:
         """shape: (B, I) — the head's standardised scores for ``users`` (B,)."""
         # torch 2.13's sparse index_select updates its output in place outside inference mode once the matrix
@@ -127,7 +131,7 @@ class HeadTerm:
             rows = torch.index_select(self.history, 0, users.to(torch.long))
         raw = rows @ self.weights
         if self.support is not None:
-            full = torch.zeros(raw.shape[0], int(self.num_items or 0), dtype=raw.dtype)
+            full = torch.zeros(raw.shape[0], self.num_items, dtype=raw.dtype)
             full[:, self.support] = raw
             raw = full
         return standardised(raw)

@@ -104,46 +104,45 @@ def ckg_tensors(dataset: Dataset, *, add_inverse: bool = True) -> CKGTensors:
     """The tensors a store loaded with :func:`build_ckg` exports (``MemoryStore.to_tensors``), computed from
     the dataset's arrays without building a store: the same node indices, relations and sorted edges
     (tested equal), at a fraction of the time and memory. Training uses it; serving reads the store."""
-    num_items, kg_entities = dataset.num_items, len(dataset.entities)
-    item_of_entity = np.full(kg_entities, -1, dtype=np.int64)
+    num_items = dataset.num_items
+    item_of_entity = np.full(len(dataset.entities), -1, dtype=np.int64)
     linked = dataset.item_entity >= 0
     item_of_entity[dataset.item_entity[linked]] = np.flatnonzero(linked)
     unlinked = item_of_entity < 0
+    kg_nodes = int(unlinked.sum())  # entities not merged with an item: Entity nodes before the attribute values
     node = np.where(unlinked, num_items + np.cumsum(unlinked) - 1, item_of_entity)  # KG entity → node index
-    src, rel, dst = [node[dataset.triples[:, 0]]], [np.asarray(dataset.relations.ids, dtype=object)[dataset.triples[:, 1]]
-                                                     if len(dataset.triples) else np.zeros(0, dtype=object)], [node[dataset.triples[:, 2]]]
-    values: dict[str, int] = {}
-    first_attribute = num_items + int(unlinked.sum())
-    user_rows: list[tuple[int, str, str]] = []
-    for kind in ("item", "user"):
-        heads, names, tails = [], [], []
+    names: dict[str, int] = {}  # relation name → its id here (first seen); sorted at the end, as stores export
+
+    def rel(name: str) -> int:
+        return names.setdefault(name, len(names))
+    kg_rel = np.asarray([rel(r) for r in dataset.relations.ids], dtype=np.int64)
+    triples = dataset.triples.reshape(-1, 3)
+    heads, types, tails = [node[triples[:, 0]]], [kg_rel[triples[:, 1]]], [node[triples[:, 2]]]
+    values: dict[str, int] = {}  # attribute value ("class=Comedy") → its index after the KG entities
+    rows: dict[str, list[tuple[int, int, int]]] = {"item": [], "user": []}
+    for kind in rows:
         for a in dataset.attributes(kind):
             key = f"{a.field}={a.value}"
             if key not in values:
                 if key in dataset.entities:
                     raise ValueError(f"attribute value {key!r} collides with a KG entity id")
                 values[key] = len(values)
-            heads.append(a.owner)
-            names.append(attribute_relation(kind, a.field))
-            tails.append(values[key])
-        if kind == "item":
-            src.append(np.asarray(heads, dtype=np.int64))
-            rel.append(np.asarray(names, dtype=object))
-            dst.append(first_attribute + np.asarray(tails, dtype=np.int64))
-        else:
-            user_rows = list(zip(heads, names, tails))
-    num_entities = int(unlinked.sum()) + len(values)
-    users0 = num_items + num_entities
-    if user_rows:
-        src.append(users0 + np.asarray([h for h, _, _ in user_rows], dtype=np.int64))
-        rel.append(np.asarray([r for _, r, _ in user_rows], dtype=object))
-        dst.append(first_attribute + np.asarray([t for _, _, t in user_rows], dtype=np.int64))
-    if len(dataset.social):
-        src.append(users0 + dataset.social[:, 0])
-        rel.append(np.full(len(dataset.social), SOCIAL_RELATION, dtype=object))
-        dst.append(users0 + dataset.social[:, 1])
-    s, d = np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64)
-    names, types = np.unique(np.concatenate(rel).astype(str), return_inverse=True)
-    facts = np.unique(np.stack([s, types.reshape(-1).astype(np.int64), d], axis=1), axis=0)  # each fact once
-    return edge_tensors(facts[:, 0], names[facts[:, 1]], facts[:, 2], num_items, num_entities, dataset.num_users,
-                        add_inverse=add_inverse)
+            rows[kind].append((a.owner, rel(attribute_relation(kind, a.field)), values[key]))
+    first_user = num_items + kg_nodes + len(values)
+    for kind, owner_offset in (("item", 0), ("user", first_user)):
+        table = np.asarray(rows[kind], dtype=np.int64).reshape(-1, 3)
+        heads.append(owner_offset + table[:, 0])
+        types.append(table[:, 1])
+        tails.append(num_items + kg_nodes + table[:, 2])
+    social = dataset.social.reshape(-1, 2)
+    heads.append(first_user + social[:, 0])
+    types.append(np.full(len(social), rel(SOCIAL_RELATION), dtype=np.int64))
+    tails.append(first_user + social[:, 1])
+    facts = np.unique(np.stack([np.concatenate(heads), np.concatenate(types), np.concatenate(tails)], 1), axis=0)
+    used = np.unique(facts[:, 1])  # relations no fact uses are not exported
+    local = {i: n for n, i in names.items()}
+    order = sorted(used.tolist(), key=lambda i: local[i])
+    sorted_id = np.zeros(len(names), dtype=np.int64)
+    sorted_id[order] = np.arange(len(order))
+    return edge_tensors(facts[:, 0], sorted_id[facts[:, 1]], facts[:, 2], [local[i] for i in order], num_items,
+                        kg_nodes + len(values), dataset.num_users, add_inverse=add_inverse)

@@ -58,19 +58,22 @@ def build_tensors(node_index: Mapping[Label, Mapping[str, int]], facts: Iterable
     offsets = {"Item": 0, "Entity": sizes["Item"], "User": sizes["Item"] + sizes["Entity"]}
     rows = [(offsets[h.label] + node_index[h.label][h.id], rel, offsets[t.label] + node_index[t.label][t.id])
             for h, rel, t in facts]
-    return edge_tensors(np.asarray([s for s, _, _ in rows], dtype=np.int64), [r for _, r, _ in rows],
-                        np.asarray([d for _, _, d in rows], dtype=np.int64), sizes["Item"], sizes["Entity"],
+    relations = sorted({rel for _, rel, _ in rows})
+    rel_id = {r: i for i, r in enumerate(relations)}
+    return edge_tensors(np.asarray([s for s, _, _ in rows], dtype=np.int64),
+                        np.asarray([rel_id[r] for _, r, _ in rows], dtype=np.int64),
+                        np.asarray([d for _, _, d in rows], dtype=np.int64), relations, sizes["Item"], sizes["Entity"],
                         sizes["User"], interactions=interactions, add_inverse=add_inverse)
 
 
-def edge_tensors(src: np.ndarray, relation: Sequence[str] | np.ndarray, dst: np.ndarray, num_items: int,
+def edge_tensors(src: np.ndarray, types: np.ndarray, dst: np.ndarray, relations: Sequence[str], num_items: int,
                  num_entities: int, num_users: int, *, interactions: np.ndarray | None = None,
                  add_inverse: bool = True) -> CKGTensors:
     """:class:`CKGTensors` from facts already given as node indices (``src``, ``dst`` (F,) in the layout
-    above) and relation names (F,), each fact once; what :func:`build_tensors` does after looking nodes up."""
-    names, types = np.unique(np.asarray(relation, dtype=object).astype(str), return_inverse=True)
-    relations = [str(r) for r in names]  # sorted, as build_tensors always sorted them
-    s, d, t = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), types.astype(np.int64).reshape(-1)
+    above) and indices ``types`` (F,) into ``relations`` (sorted names, each used), each fact once: what
+    :func:`build_tensors` does after looking nodes up."""
+    relations = list(relations)
+    s, d, t = (np.asarray(x, dtype=np.int64).reshape(-1) for x in (src, dst, types))
     if interactions is not None and len(interactions):
         pairs = np.asarray(interactions, dtype=np.int64).reshape(-1, 2)
         s = np.concatenate([s, num_items + num_entities + pairs[:, 0]])
