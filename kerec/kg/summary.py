@@ -29,6 +29,7 @@ from kerec.kg.information import SUPPORTING_RATING, role
 from kerec.kg.model import NodeRef
 
 MORE_CLAUSES = 2  # clauses after the leading one
+LISTED = 3  # films a clause of several unnamed nodes names; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ def summarise(evidence: Sequence[Evidence], *, number: Callable[[int], int] = la
 
 def _clauses(statements: list[tuple[int, Evidence]]) -> list[_Clause]:
     """``statements`` grouped by the one history item each names (module docstring), best group first: the
-    leading history item's, then by weight; statements naming several items or mixing roles stand alone."""
+    leading history item's, then by weight. Statements naming several items or mixing roles stand alone,
+    except that unnamed nodes of one role are said together ("2 award nominations with …"): a film is
+    then named once, not in a clause per node."""
     by_source: dict[str, _Clause] = {}
     alone: dict[object, _Clause] = {}
     lead = _lead(statements)
@@ -89,11 +92,19 @@ def _clauses(statements: list[tuple[int, Evidence]]) -> list[_Clause]:
             by_source.setdefault(lead.item, _Clause(lead)).items.append((n, e))
         elif shared and e.linked == 1:
             by_source.setdefault(e.sources[0].item, _Clause(e.sources[0])).items.append((n, e))
-        else:  # unnamed nodes of one role linking the same films are counted together ("2 production companies")
-            key = (e.role, e.source_role, e.linked, tuple(e.sources)) if not e.name and e.via is not None else n
-            alone.setdefault(key, _Clause(None)).items.append((n, e))
+        else:
+            alone.setdefault(_unnamed_role(e) or n, _Clause(None)).items.append((n, e))
     first = [by_source.pop(lead.item)] if lead is not None and lead.item in by_source else []
-    return first + sorted([*by_source.values(), *alone.values()], key=lambda c: (-c.weight, c.items[0][0]))
+    for item, clause in list(by_source.items()):  # one film's clause of a role said together elsewhere joins it
+        roles = {_unnamed_role(e) for _, e in clause.items}
+        if len(roles) == 1 and (key := roles.pop()) is not None and key in alone:
+            alone[key].items.extend(by_source.pop(item).items)
+    return first + sorted([*by_source.values(), *alone.values()], key=lambda c: (-c.weight, min(n for n, _ in c.items)))
+
+
+def _unnamed_role(e: Evidence) -> tuple[str, str] | None:
+    """(role, source role) of a statement through an unnamed node other than a film, else None."""
+    return None if e.name or e.via is None or e.via.label == "Item" else (e.role, e.source_role)
 
 
 def _lead(statements: list[tuple[int, Evidence]]) -> Source | None:
@@ -110,6 +121,8 @@ def _lead(statements: list[tuple[int, Evidence]]) -> Source | None:
 def _say(clause: _Clause, *, first: bool) -> str:
     """The clause's words, from the candidate's side; ``first``: it opens the sentence."""
     if clause.source is None:
+        if len({(e.sources, e.linked) for _, e in clause.items}) > 1:
+            return _together([e for _, e in clause.items], first=first)
         return _alone(clause.items[0][1], len(clause.items), first=first)
     source = clause.source
     direct = [e for _, e in clause.items if e.via is None]
@@ -141,19 +154,43 @@ def _alone(e: Evidence, count: int, *, first: bool) -> str:
     return f"{verb}{what} with {e.linked} {_films_rated(e)}: {_titles(e)}"
 
 
+def _together(statements: Sequence[Evidence], *, first: bool) -> str:
+    """Unnamed nodes of one role linking different films, said once: "2 award nominations with 3 of your
+    films: A, B and C", each film once, at most :data:`LISTED` named ("… and more of your films" where a
+    statement links more than it names)."""
+    e = statements[0]
+    sources = list({s.item: s for x in statements for s in x.sources}.values())
+    what = role(e.role).count(len(statements))
+    titles = [s.title for s in sources[:LISTED]]
+    if any(x.linked > len(x.sources) for x in statements):
+        films = join_words(titles + ["more of your films"])
+    elif len(sources) == 1:
+        films = sources[0].title + _rated(sources[0])
+    else:
+        rest = [f"{len(sources) - LISTED} more"] if len(sources) > LISTED else []
+        films = f"{len(sources)} {_rated_many(sources)}: {join_words(titles + rest)}"
+    if e.role != e.source_role:
+        return f"{what} who are also {role(e.source_role).plural} of {films}"
+    return f"{'shares ' if first else ''}{what} with {films}"
+
+
 def _role_phrases(statements: Sequence[Evidence]) -> list[str]:
-    """``["the director", "2 actors", "the genre Drama"]``: unnamed nodes counted by role, named ones by name."""
-    counts: dict[str, int] = {}
-    named: list[str] = []
-    order: list[str] = []
+    """``["the director", "2 actors", "the genre Drama and another genre"]``: unnamed nodes counted by role,
+    named ones by name, the unnamed of a role that also has a named one counted after it."""
+    unnamed: dict[str, int] = {}
+    named: dict[str, list[str]] = {}
     for e in statements:
+        named.setdefault(e.role, [])
         if e.name:
-            named.append(f"the {e.role} {e.name}")
+            named[e.role].append(f"the {e.role} {e.name}")
         else:
-            counts[e.role] = counts.get(e.role, 0) + 1
-            if e.role not in order:
-                order.append(e.role)
-    return [role(r).count(counts[r]) for r in order] + named
+            unnamed[e.role] = unnamed.get(e.role, 0) + 1
+    phrases = [role(r).count(unnamed[r]) for r in named if not named[r]]
+    for r, names in named.items():
+        if names and r in unnamed:
+            names.append(f"another {r}" if unnamed[r] == 1 else f"{unnamed[r]} more {role(r).plural}")
+        phrases += names
+    return phrases
 
 
 def _direct_rated(e: Evidence, source: Source) -> str:
@@ -177,8 +214,15 @@ def _titles(e: Evidence) -> str:
 def _films_rated(e: Evidence) -> str:
     """``"films you rated 4 or 5"`` when the text names every film and each supports the pick, else
     ``"of your films"``."""
-    ratings = [s.rating for s in e.sources]
-    if e.linked > len(e.sources) or any(r is None or r < SUPPORTING_RATING for r in ratings):
+    if e.linked > len(e.sources):
+        return "of your films"
+    return _rated_many(e.sources)
+
+
+def _rated_many(sources: Sequence[Source]) -> str:
+    """``"films you rated 4 or 5"`` when each of ``sources`` supports the pick, else ``"of your films"``."""
+    ratings = [s.rating for s in sources]
+    if any(r is None or r < SUPPORTING_RATING for r in ratings):
         return "of your films"
     distinct = sorted({float(r) for r in ratings if r is not None})
     said = " or ".join(f"{r:g}" for r in distinct) if len(distinct) <= 2 else f"{distinct[0]:g} to {distinct[-1]:g}"

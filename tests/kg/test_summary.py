@@ -157,3 +157,39 @@ def test_older_history_is_searched_for_picks_linked_only_by_metadata(planted: tu
     assert both["i7"][0].via == NodeRef("Entity", "m.a3") and both["i7"][0].sources[0].item == "i2"
     assert both["i4"] == recent["i4"]  # a pick the recent history already explains is left as it was
     assert summarise(both["i7"]).text.startswith("Shares an actor with Raising Arizona (1987), which you rated 4 [1]")
+
+
+def _unnamed(n: int, role: str, films: list[tuple[str, float | None]], *, linked: int | None = None,
+             name: str | None = None) -> Evidence:
+    """A path statement through entity ``m.n`` in ``role`` linking candidate c to the history ``films``."""
+    from kerec.kg.evidence import Source
+
+    via = NodeRef("Entity", f"m.{n}")
+    sources = tuple(Source(f, f"{f.title()} (1990)", r) for f, r in films)
+    return Evidence("c", "path", "", (), sources[0].item, information=1.0 / n, role=role, sources=sources,
+                    linked=len(films) if linked is None else linked, name=name, source_role=role, via=via)
+
+
+def test_unnamed_nodes_of_one_role_are_said_once_and_each_film_once() -> None:
+    actor = _unnamed(1, "actor", [("fargo", 5.0)])
+    nominations = [_unnamed(2, "award nomination", [("heat", 4.0), ("kull", 2.0)]),
+                   _unnamed(3, "award nomination", [("kull", 2.0)])]
+    text = summarise([actor, *nominations]).text
+    # Before: "…; also an award nomination with 2 of your films: Heat (1990) and Kull (1990) [2], and an award
+    # nomination with Kull (1990) [3]." — Kull twice, the two nominations in two clauses.
+    assert text == ("Shares an actor with Fargo (1990), which you rated 5 [1]; "
+                    "also 2 award nominations with 2 of your films: Heat (1990) and Kull (1990) [2][3].")
+    many = [_unnamed(2 + k, "production company", [(f"f{k}", 5.0), (f"g{k}", 4.0)]) for k in range(3)]
+    text = summarise([actor, *many]).text
+    assert "3 production companies with 6 films you rated 4 or 5: F0 (1990), G0 (1990), F1 (1990) and 3 more [2][3][4]" in text
+    partly = [_unnamed(2, "actor", [("heat", None)], linked=4), _unnamed(3, "actor", [("kull", None), ("heat", None)])]
+    assert summarise([actor, *partly]).text.endswith("also 2 actors with Heat (1990), Kull (1990) and more of your films [2][3].")
+
+
+def test_a_role_named_and_unnamed_is_counted_after_the_name() -> None:
+    drama = _unnamed(1, "genre", [("fargo", 5.0)], name="Romance")
+    other = _unnamed(2, "genre", [("fargo", 5.0)])
+    # Before: "Shares a genre and the genre Romance with …".
+    assert summarise([drama, other]).text == "Shares the genre Romance and another genre with Fargo (1990), which you rated 5 [1][2]."
+    third = _unnamed(3, "genre", [("fargo", 5.0)])
+    assert summarise([drama, other, third]).text.startswith("Shares the genre Romance and 2 more genres with Fargo (1990)")
