@@ -161,8 +161,8 @@ class KnowledgeRetriever(Retriever):
         if graph.kg_edge_index.numel() == 0 or self.kg_layers == 0:
             return h
         if self.kg_layers == 1:
-            means = propagate(graph.kg_item_adj, graph.kg_item_adj_t, h).view(graph.num_relations, self.num_items, -1)
-            items = (means * self.relation.weight[: graph.num_relations].unsqueeze(1)).sum(0)
+            messages = h[graph.kg_pair_node] * self.relation.weight[graph.kg_pair_relation]
+            items = propagate(graph.kg_item_adj, graph.kg_item_adj_t, messages)
             return torch.cat([(h[: self.num_items] + items) / 2, h[self.num_items:]])
         src, dst = graph.kg_edge_index
         degree = torch.zeros(h.shape[0], device=h.device).index_add_(0, dst, torch.ones_like(dst, dtype=h.dtype))

@@ -103,7 +103,15 @@ def test_one_kg_layer_equals_edgewise_relational_mean(tiny_graph) -> None:
         if into.numel():
             msgs = torch.stack([x[src[e]] * rel[tiny_graph.kg_edge_type[e]] for e in into.tolist()])
             expected[i] = (x[i] + msgs.mean(0)) / 2
-    assert torch.allclose(model.knowledge(tiny_graph), expected, atol=1e-6)  # type: ignore[attr-defined]
+    ours = model.knowledge(tiny_graph)  # type: ignore[attr-defined]
+    assert torch.allclose(ours, expected, atol=1e-6)
+    # One message per distinct (node, relation) pair, fewer than the edges into items; gradients as the definition's.
+    assert tiny_graph.kg_pair_node.numel() < int((dst < tiny_graph.num_items).sum())
+    weights = torch.randn_like(ours)
+    params = [model.entity.weight, model.relation.weight, model.item.weight]  # type: ignore[attr-defined]
+    for got, want in zip(torch.autograd.grad((ours * weights).sum(), params),
+                         torch.autograd.grad((expected * weights).sum(), params)):
+        assert torch.allclose(got, want, atol=1e-6)
 
 
 def test_propagate_gives_torch_gradients_without_transposing_each_step() -> None:
