@@ -135,10 +135,20 @@ def test_inbatch_softmax_loss_matches_hand_computed_values() -> None:
     assert share.tolist() == pytest.approx([3 / 4.5, 0.5 / 4.5, 1 / 4.5], rel=1e-6)
     with pytest.raises(KerecError, match="inbatch loss needs"):
         ranking_loss(TrainConfig(loss="inbatch"))
+    # In groups of 2, rows 0–1 are a batch of their own and row 2 one alone (its positive its only logit: loss 0).
+    lq = torch.log(torch.tensor([0.5, 0.3, 0.2]))
+    pair = inbatch_softmax_loss(emb, users[:2], pos[:2], lq, 1.0)
+    grouped = inbatch_softmax_loss(emb, users, pos, lq, 1.0, group=2)
+    assert grouped.item() == pytest.approx(pair.item() * 2 / 3, rel=1e-6)
+    assert inbatch_softmax_loss(emb, users, pos, lq, 1.0, group=3).item() == pytest.approx(
+        inbatch_softmax_loss(emb, users, pos, lq, 1.0).item())
+    with pytest.raises(KerecError, match="inbatch_group must be 0"):
+        TrainConfig(loss="inbatch", inbatch_group=-1)
 
 
 @pytest.mark.parametrize("loss", [{"loss": "softmax", "negatives": 8}, {"loss": "full", "temperature": 0.5},
-                                  {"loss": "inbatch", "temperature": 0.5}])
+                                  {"loss": "inbatch", "temperature": 0.5},
+                                  {"loss": "inbatch", "temperature": 0.5, "inbatch_group": 32}])
 def test_softmax_losses_train_and_find_the_planted_genres(synth, loss: dict) -> None:
     config = TrainConfig(epochs=40, lr=0.02, batch_size=128, patience=40, seed=3, **loss)
     model, graph, _ = train_retriever(synth, RetrieverSpec(model="kerec", embedding_dim=16, use_text=False), config,
