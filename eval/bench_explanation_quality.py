@@ -5,7 +5,8 @@ commits (``eval/explanation_dump.py`` run under each), measured the same way wit
 * **low-information only**: the share of explanations whose cited facts are all catalogue metadata
   (genre, language, country, release year, content rating: :data:`kerec.kg.information.LOW_INFORMATION`);
   explanations citing nothing (no fact links the pick) are counted apart;
-* **history items named**: distinct items of the user's history whose full title the text writes;
+* **history items named**: distinct items of the user's history whose full title the text writes, and the
+  share of texts writing one of them more than once ("… with Heat and Kull [3], and … with Kull [4]");
 * **grounding**: the share of cited facts found in the graph store, the share of cited path evidence whose
   facts link the user's history to the item, and the share of texts passing :func:`kerec.explain.check`
   with the catalogue's titles. True by construction for templated text: a regression check, not evidence;
@@ -75,7 +76,7 @@ def measure(records: Iterable[Mapping[str, Any]], store: MemoryStore, titles: Ti
     """The figures of the module docstring over ``records`` (eval/explanation_dump.py's lines)."""
     n = low_only = none = named_total = named_explained = 0
     cited_total = cited_found = paths_total = paths_linking = passed = checked = 0
-    undescribed_texts = evidence_lines = undescribed_lines = 0
+    undescribed_texts = evidence_lines = undescribed_lines = repeating = 0
     roles: Counter[str] = Counter()
     lengths: list[int] = []
     for record in records:
@@ -90,6 +91,7 @@ def measure(records: Iterable[Mapping[str, Any]], store: MemoryStore, titles: Ti
                 evidence_lines += 1
                 undescribed_lines += bool(UNDESCRIBED.search(e["text"]))
             named = {h for t, h in history_titles.items() if t in text}
+            repeating += any(text.count(t) > 1 for t, h in history_titles.items() if h in named)
             named_total += len(named)
             if r["explanation_source"] == "none" or not r["cited_facts"]:
                 none += 1
@@ -120,6 +122,7 @@ def measure(records: Iterable[Mapping[str, Any]], store: MemoryStore, titles: Ti
         "share_low_information_only_of_explained": _share(low_only, explained),
         "mean_history_items_named": round(named_total / n, 3) if n else None,
         "mean_history_items_named_of_explained": round(named_explained / explained, 3) if explained else None,
+        "share_texts_repeating_a_film": _share(repeating, n),
         "grounding_cited_facts_found": _share(cited_found, cited_total),
         "grounding_cited_paths_linking_history": _share(paths_linking, paths_total),
         "grounding_check_passed": _share(passed, checked), "checked": checked,
@@ -153,6 +156,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 ROWS = (("share_low_information_only", "explanations resting only on genre/year/language/country/rating", "%"),
         ("share_no_evidence", "explanations with no KG fact at all", "%"),
         ("mean_history_items_named", "distinct history items named per explanation", ""),
+        ("share_texts_repeating_a_film", "texts naming one of the user's films twice or more", "%"),
         ("grounding_cited_facts_found", "cited facts found in the store", "%"),
         ("grounding_cited_paths_linking_history", "cited path evidence linking the history to the item", "%"),
         ("grounding_check_passed", "texts passing kerec.explain.check with titles", "%"),
@@ -170,7 +174,7 @@ def report(results: dict[str, Any]) -> str:
              f"Retriever: {results['checkpoint']}; {b['explanations']} / {a['explanations']} explanations "
              f"(top-10 of {results['users']} test users), templated (`--llm none`)\n",
              "| figure | before | after |", "|---|---|---|"]
-    lines += [f"| {label} | {fmt[kind](b[key])} | {fmt[kind](a[key])} |" for key, label, kind in ROWS]
+    lines += [f"| {label} | {fmt[kind](b.get(key))} | {fmt[kind](a.get(key))} |" for key, label, kind in ROWS]
     lines += ["", "Roles of the cited facts (explanations citing each):", "",
               "| role | before | after |", "|---|---|---|"]
     for r in sorted(set(b["explanations_citing_role"]) | set(a["explanations_citing_role"]),
