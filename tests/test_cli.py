@@ -209,6 +209,13 @@ def test_train_and_eval_retriever(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "run `kerec train retriever` first" in capsys.readouterr().err
     assert main(["train", "retriever", "--data", data, "--gnn-holdout-order", "latest", "--out", str(out)]) == 2
     assert "give --gnn-holdout FRACTION too" in capsys.readouterr().err
+    grouped = tmp_path / "grouped"
+    assert main(["train", "retriever", "--data", data, "--no-text", "--dim", "8", "--epochs", "1", "--batch-size", "128",
+                 "--loss", "inbatch", "--inbatch-group", "32", "--out", str(grouped)]) == 0
+    from kerec.gnn.checkpoint import Checkpoint
+
+    trained = Checkpoint.load(grouped / "retriever.pt").train_config
+    assert (trained["loss"], trained["batch_size"], trained["inbatch_group"]) == ("inbatch", 128, 32)
 
 
 def test_recommend_prints_explained_lists_and_draws(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -41,7 +41,8 @@ def _retriever_spec(args: argparse.Namespace) -> tuple[RetrieverSpec, TrainConfi
     if args.social:
         spec = replace(spec, use_social=True)
     train_overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "reg": args.reg,
-                       "negatives": args.negatives, "loss": args.loss, "temperature": args.temperature,
+                       "negatives": args.negatives, "inbatch_group": args.inbatch_group, "loss": args.loss,
+                       "temperature": args.temperature,
                        "lambda_k": args.lambda_k, "lambda_a": args.lambda_a, "patience": args.patience, "seed": args.seed}
     config = replace(config, **{k: v for k, v in train_overrides.items() if v is not None})
     return spec, config
@@ -137,12 +138,15 @@ def add_train_parser(trainp: argparse._SubParsersAction) -> None:
                         "(kerec only; default on for kerec)")
     p.add_argument("--loss", choices=LOSSES, default=None, help="L_R (default for kerec: full; baselines: bpr)")
     defaults = default_settings()[1]  # help texts quote the defaults themselves, so they cannot drift
-    for flag, kind, what in (("--temperature", float, "softmax temperature (losses softmax and full)"),
+    for flag, kind, what in (("--temperature", float, "softmax temperature (losses softmax, full and inbatch)"),
                              ("--epochs", int, "at most this many epochs"),
                              ("--batch-size", int, "interactions per step"),
                              ("--lr", float, "Adam learning rate"),
                              ("--reg", float, "L2 weight on layer-0 embeddings"),
                              ("--negatives", int, "negatives per positive (losses bpr and softmax)"),
+                             ("--inbatch-group", int, "loss inbatch: rows in groups of this many, each row's "
+                                                      "negatives its group's positives, so a large batch costs "
+                                                      "batch × group, not batch² (0 = the whole batch)"),
                              ("--lambda-k", float, "weight of the KG loss L_K (0 = ablation without L_K)"),
                              ("--lambda-a", float, "weight of the graph–text alignment L_A"),
                              ("--patience", int, "validation checks without improvement before stopping")):
