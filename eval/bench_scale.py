@@ -16,8 +16,10 @@ hits a wall still reports the stages before it and which stage it died in:
   (the full catalogue's time is projected from that rate, and marked so);
 * ``train``: kerec's retriever (KG on, text input off: its encoding cost is the text stage), full-catalogue
   softmax at temperature 0.5 as ``kerec train retriever`` trains by default, where a (batch × items)
-  logit matrix fits ``--softmax-gib``; else the in-batch softmax with logQ correction (``loss: inbatch``), and
-  the record says so; ``train_epoch_inbatch``: two epochs of the in-batch softmax at every size, for comparison. Validation on at most ``--eval-users`` users each epoch, patience 5, within ``--train-budget``
+  logit matrix fits ``--softmax-gib``; else the in-batch softmax with logQ correction in the recipe of
+  eval/results/convergence (batch 16,384 in groups of 4,096, lr 0.01, patience 3), and the record says so;
+  ``train_epoch_inbatch``: that recipe's epoch at every size (projected from its steps), for comparison.
+  Validation on at most ``--eval-users`` users each epoch, patience 5 (3 in the recipe), within ``--train-budget``
   seconds: "converged" only if early stopping ended it. Where not even two epochs fit the budget, the epoch is
   projected: seconds per step (forward over the whole graph, losses, backward, Adam; mean of two after a
   warm-up) × steps per epoch, and marked "projected";
@@ -252,8 +254,10 @@ def run_child(args: argparse.Namespace) -> None:
     spec = RetrieverSpec(item_head=False, use_text=False)
     logits_gib = 4096 * ds.num_items * 4 * 3 / 2**30  # logits, their softmax and gradient, float32
     config = TrainConfig(loss="full", temperature=0.5, epochs=args.max_epochs, patience=5)
+    # the large-catalogue recipe of eval/results/convergence: batch 16,384 in groups of 4,096, lr 0.01, patience 3
+    inbatch = {"loss": "inbatch", "batch_size": 16384, "inbatch_group": 4096, "lr": 0.01, "patience": 3}
     if logits_gib > args.softmax_gib:
-        config = replace(config, loss="inbatch")
+        config = replace(config, **inbatch)
         rec.data["notes"].append(f"full softmax needs ~{logits_gib:.1f} GiB per batch of 4096 > --softmax-gib "
                                  f"{args.softmax_gib}: trained with the in-batch softmax with logQ correction")
     with rec.stage("train", args.train_budget + 120) as r:
@@ -291,8 +295,10 @@ def run_child(args: argparse.Namespace) -> None:
     if not rec.ok("train"):
         return
     with rec.stage("train_inbatch", budget) as r:  # the remedy's epoch at every size, from its steps
-        step = _step_seconds(_build(spec, graph), graph, replace(config, loss="inbatch"))
-        r.update(step_seconds=step, epoch_seconds_median=steps * step, projected=True)
+        grouped = replace(config, **inbatch)
+        step = _step_seconds(_build(spec, graph), graph, grouped)
+        steps = -(-len(sampled.train) // grouped.batch_size)
+        r.update(step_seconds=step, steps_per_epoch=steps, epoch_seconds_median=steps * step, projected=True)
     with rec.stage("item_head", budget) as r:
         # EASE's Gram and dense inverse over all items, or above MAX_ITEMS over the most popular MAX_ITEMS (the
         # head's support, as kerec.gnn.item_head fits it), plus a sweep of the inverse over leading blocks
