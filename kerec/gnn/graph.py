@@ -186,10 +186,11 @@ def _item_pair_adjacency(edge_index: torch.Tensor, edge_type: torch.Tensor, num_
     """The distinct (node, relation) pairs with an edge into an item, and the (I, P) mean operator over them."""
     into_items = edge_index[1] < num_items
     src, dst, rel = edge_index[0, into_items], edge_index[1, into_items], edge_type[into_items]
-    keys, pair = torch.unique(src * max(num_relations, 1) + rel, return_inverse=True)
+    width = max(num_relations, 1)  # a pair's key: node · width + relation
+    keys, pair = torch.unique(src * width + rel, return_inverse=True)
     degree = torch.bincount(dst, minlength=num_items).clamp(min=1).float()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         coo = torch.sparse_coo_tensor(torch.stack([dst, pair]), degree[dst].reciprocal(), (num_items, keys.numel()))
         adj = coo.coalesce().to_sparse_csr()
-    return keys // max(num_relations, 1), keys % max(num_relations, 1), adj
+    return keys // width, keys % width, adj
